@@ -1,0 +1,266 @@
+//! Writing providers one resource type at a time, with typed inputs and outputs.
+//!
+//! Implement [`ResourceProvider`] for each type, then bundle them with [`Package`], which is the
+//! dynamic [`Provider`] the engine talks to. The package converts between the engine's
+//! [`Value`]s and your types, keeps secrecy across the round trip, and maps bad shapes to clear
+//! errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::diff::default_diff;
+use crate::provider::{CallContext, CheckFailure, Created, DiffResponse, Observed, Provider, ProviderError};
+use crate::resource::Resource;
+use crate::value::{Path, Value};
+
+/// A create's typed result.
+pub struct TypedCreated<O> {
+    pub id: String,
+    pub outputs: O,
+}
+
+/// A read's typed result.
+pub struct TypedObserved<R: Resource> {
+    pub id: String,
+    pub inputs: R,
+    pub outputs: R::Outputs,
+}
+
+/// The lifecycle of one resource type.
+#[async_trait]
+pub trait ResourceProvider: Send + Sync + 'static {
+    type Resource: Resource;
+
+    /// Input fields (paths) whose change cannot be applied in place.
+    fn replace_on(&self) -> Vec<Path> {
+        Vec::new()
+    }
+
+    /// The input field holding the resource's physical name, when the user fixes it (a bucket
+    /// name, an RDS identifier): replacing while it stays the same must delete first.
+    fn fixed_name(&self) -> Option<Path> {
+        None
+    }
+
+    /// Validates inputs (some may be [`Input::Unknown`](crate::Input) at plan time) and fills in
+    /// defaults. `seed` is stable for one resource across preview and up, so automatic names
+    /// chosen from it match.
+    async fn check(&self, ctx: CallContext<'_>, inputs: Self::Resource, seed: &[u8; 32]) -> Result<Self::Resource, Vec<CheckFailure>> {
+        let _ = (ctx, seed);
+        Ok(inputs)
+    }
+
+    /// Compares recorded and desired inputs. The default is [`default_diff`] with
+    /// [`replace_on`](Self::replace_on) and [`fixed_name`](Self::fixed_name); override to compare
+    /// semantically (policy documents) or to ask the API (a dry-run).
+    async fn diff(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<DiffResponse, ProviderError> {
+        let _ = (ctx, id, old_outputs);
+        Ok(default_diff(old_inputs, new_inputs, &self.replace_on(), self.fixed_name().as_ref()))
+    }
+
+    async fn create(&self, ctx: CallContext<'_>, inputs: &Self::Resource) -> Result<TypedCreated<<Self::Resource as Resource>::Outputs>, ProviderError>;
+
+    /// Reads the live resource. `prior` is what berth recorded, so a read can limit itself to the
+    /// fields berth manages.
+    async fn read(&self, ctx: CallContext<'_>, id: &str, prior: Option<&Self::Resource>) -> Result<Option<TypedObserved<Self::Resource>>, ProviderError>;
+
+    async fn update(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old: &Self::Resource,
+        new: &Self::Resource,
+        old_outputs: &<Self::Resource as Resource>::Outputs,
+    ) -> Result<<Self::Resource as Resource>::Outputs, ProviderError>;
+
+    async fn delete(&self, ctx: CallContext<'_>, id: &str, inputs: &Self::Resource, outputs: &<Self::Resource as Resource>::Outputs) -> Result<(), ProviderError>;
+
+    /// Finds a resource an interrupted create may have made (by deterministic name or tags).
+    async fn lookup(&self, ctx: CallContext<'_>, inputs: &Self::Resource) -> Result<Option<TypedObserved<Self::Resource>>, ProviderError> {
+        let _ = (ctx, inputs);
+        Ok(None)
+    }
+}
+
+fn decode<T: DeserializeOwned>(what: &str, value: &Value) -> Result<T, String> {
+    serde_json::from_value(value.to_json_revealed()).map_err(|e| format!("{what} have an unexpected shape: {e}"))
+}
+
+fn encode<T: Serialize>(what: &str, value: &T) -> Result<Value, ProviderError> {
+    serde_json::to_value(value).map(Value::from_json).map_err(|e| ProviderError::other(format!("cannot encode {what}: {e}")))
+}
+
+fn decode_for_call<T: DeserializeOwned>(what: &str, value: &Value) -> Result<T, ProviderError> {
+    decode(what, value).map_err(ProviderError::other)
+}
+
+/// Marks secret in `target` every path that is secret in `source`: a value that arrived secret
+/// (from a secret output or config) stays secret after a typed round trip.
+pub fn copy_secrecy(source: &Value, target: &mut Value) {
+    match (source, &mut *target) {
+        (Value::Secret(_), t) if !t.is_secret() && !matches!(t, Value::Null | Value::Unknown) => {
+            let inner = std::mem::take(t);
+            *t = inner.into_secret();
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                if let Some(t) = b.get_mut(k) {
+                    copy_secrecy(v, t);
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (v, t) in a.iter().zip(b.iter_mut()) {
+                copy_secrecy(v, t);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[async_trait]
+trait ErasedResourceProvider: Send + Sync {
+    async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Value, Vec<CheckFailure>>;
+    async fn diff(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<DiffResponse, ProviderError>;
+    async fn create(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Created, ProviderError>;
+    async fn read(&self, ctx: CallContext<'_>, id: &str, old_inputs: Option<&Value>) -> Result<Option<Observed>, ProviderError>;
+    async fn update(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<Value, ProviderError>;
+    async fn delete(&self, ctx: CallContext<'_>, id: &str, inputs: &Value, outputs: &Value) -> Result<(), ProviderError>;
+    async fn lookup(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Option<Observed>, ProviderError>;
+}
+
+struct Erased<P>(P);
+
+fn observed<R: Resource>(o: TypedObserved<R>) -> Result<Observed, ProviderError> {
+    Ok(Observed { id: o.id, inputs: encode("inputs", &o.inputs)?, outputs: encode("outputs", &o.outputs)? })
+}
+
+#[async_trait]
+impl<P: ResourceProvider> ErasedResourceProvider for Erased<P> {
+    async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Value, Vec<CheckFailure>> {
+        let typed: P::Resource = decode("inputs", inputs).map_err(|e| vec![CheckFailure::general(e)])?;
+        let checked = self.0.check(ctx, typed, seed).await?;
+        let mut value = serde_json::to_value(&checked).map(Value::from_json).map_err(|e| vec![CheckFailure::general(format!("cannot encode inputs: {e}"))])?;
+        copy_secrecy(inputs, &mut value);
+        Ok(value)
+    }
+
+    async fn diff(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<DiffResponse, ProviderError> {
+        self.0.diff(ctx, id, old_inputs, old_outputs, new_inputs).await
+    }
+
+    async fn create(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Created, ProviderError> {
+        let typed: P::Resource = decode_for_call("inputs", inputs)?;
+        let created = self.0.create(ctx, &typed).await?;
+        Ok(Created { id: created.id, outputs: encode("outputs", &created.outputs)? })
+    }
+
+    async fn read(&self, ctx: CallContext<'_>, id: &str, old_inputs: Option<&Value>) -> Result<Option<Observed>, ProviderError> {
+        let prior: Option<P::Resource> = match old_inputs {
+            Some(v) => Some(decode_for_call("recorded inputs", v)?),
+            None => None,
+        };
+        self.0.read(ctx, id, prior.as_ref()).await?.map(observed).transpose()
+    }
+
+    async fn update(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<Value, ProviderError> {
+        let old: P::Resource = decode_for_call("recorded inputs", old_inputs)?;
+        let new: P::Resource = decode_for_call("inputs", new_inputs)?;
+        let outputs: <P::Resource as Resource>::Outputs = decode_for_call("recorded outputs", old_outputs)?;
+        encode("outputs", &self.0.update(ctx, id, &old, &new, &outputs).await?)
+    }
+
+    async fn delete(&self, ctx: CallContext<'_>, id: &str, inputs: &Value, outputs: &Value) -> Result<(), ProviderError> {
+        let inputs: P::Resource = decode_for_call("recorded inputs", inputs)?;
+        let outputs: <P::Resource as Resource>::Outputs = decode_for_call("recorded outputs", outputs)?;
+        self.0.delete(ctx, id, &inputs, &outputs).await
+    }
+
+    async fn lookup(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Option<Observed>, ProviderError> {
+        let typed: P::Resource = decode_for_call("inputs", inputs)?;
+        self.0.lookup(ctx, &typed).await?.map(observed).transpose()
+    }
+}
+
+/// A provider package assembled from typed resource providers.
+///
+/// ```
+/// # use berth_engine::Package;
+/// let package = Package::new("example"); // .with(BucketProvider { .. }).with(RoleProvider { .. })
+/// assert_eq!(package.name(), "example");
+/// ```
+pub struct Package {
+    name: String,
+    types: HashMap<&'static str, Arc<dyn ErasedResourceProvider>>,
+}
+
+impl Package {
+    pub fn new(name: impl Into<String>) -> Self {
+        Package { name: name.into(), types: HashMap::new() }
+    }
+
+    /// Adds one resource type. Its type token must start with this package's name.
+    pub fn with<P: ResourceProvider>(mut self, provider: P) -> Self {
+        let token = <P::Resource as Resource>::TYPE;
+        debug_assert!(token.starts_with(&format!("{}:", self.name)), "type {token} does not belong to package {}", self.name);
+        self.types.insert(token, Arc::new(Erased(provider)));
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn get(&self, ty: &str) -> Result<&Arc<dyn ErasedResourceProvider>, ProviderError> {
+        self.types.get(ty).ok_or_else(|| ProviderError::other(format!("provider `{}` has no resource type `{ty}`", self.name)))
+    }
+}
+
+#[async_trait]
+impl Provider for Package {
+    fn package(&self) -> &str {
+        &self.name
+    }
+
+    fn supports(&self, ty: &str) -> bool {
+        self.types.contains_key(ty)
+    }
+
+    async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Value, Vec<CheckFailure>> {
+        self.get(ctx.ty).map_err(|e| vec![CheckFailure::general(e.message)])?.check(ctx, inputs, seed).await
+    }
+
+    async fn diff(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<DiffResponse, ProviderError> {
+        self.get(ctx.ty)?.diff(ctx, id, old_inputs, old_outputs, new_inputs).await
+    }
+
+    async fn create(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Created, ProviderError> {
+        self.get(ctx.ty)?.create(ctx, inputs).await
+    }
+
+    async fn read(&self, ctx: CallContext<'_>, id: &str, old_inputs: Option<&Value>, _old_outputs: Option<&Value>) -> Result<Option<Observed>, ProviderError> {
+        self.get(ctx.ty)?.read(ctx, id, old_inputs).await
+    }
+
+    async fn update(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<Value, ProviderError> {
+        self.get(ctx.ty)?.update(ctx, id, old_inputs, old_outputs, new_inputs).await
+    }
+
+    async fn delete(&self, ctx: CallContext<'_>, id: &str, inputs: &Value, outputs: &Value) -> Result<(), ProviderError> {
+        self.get(ctx.ty)?.delete(ctx, id, inputs, outputs).await
+    }
+
+    async fn lookup(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Option<Observed>, ProviderError> {
+        self.get(ctx.ty)?.lookup(ctx, inputs).await
+    }
+}
+
+/// A short, stable suffix for automatic physical names, from a check's seed.
+pub fn auto_suffix(seed: &[u8; 32], len: usize) -> String {
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    hex[..len.min(hex.len())].to_string()
+}
