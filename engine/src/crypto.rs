@@ -75,19 +75,21 @@ pub struct Crypter {
     check: String,
 }
 
+type KeyCache = Mutex<HashMap<(String, String), [u8; 32]>>;
+
 /// Derived keys by (passphrase, salt): one derivation per process, however many files.
-fn key_cache() -> &'static Mutex<HashMap<(String, String), [u8; 32]>> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, String), [u8; 32]>>> = OnceLock::new();
+fn key_cache() -> &'static KeyCache {
+    static CACHE: OnceLock<KeyCache> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 fn derive_key(passphrase: &str, salt: &[u8]) -> [u8; 32] {
     let salt_text = B64.encode(salt);
     let cache_key = (passphrase.to_string(), salt_text);
-    if let Ok(cache) = key_cache().lock() {
-        if let Some(key) = cache.get(&cache_key) {
-            return *key;
-        }
+    if let Ok(cache) = key_cache().lock()
+        && let Some(key) = cache.get(&cache_key)
+    {
+        return *key;
     }
     // OWASP's recommended Argon2id parameters: 19 MiB, 2 passes, 1 lane.
     let params = Params::new(19 * 1024, 2, 1, Some(32)).expect("static Argon2 parameters are valid");
@@ -108,7 +110,8 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 
 fn seal(cipher: &XChaCha20Poly1305, plaintext: &[u8]) -> String {
     let nonce = random_bytes::<24>();
-    let sealed = cipher.encrypt(XNonce::from_slice(&nonce), plaintext).expect("XChaCha20-Poly1305 encryption does not fail for in-memory data");
+    let sealed =
+        cipher.encrypt(XNonce::from_slice(&nonce), plaintext).expect("XChaCha20-Poly1305 encryption does not fail for in-memory data");
     let mut blob = nonce.to_vec();
     blob.extend_from_slice(&sealed);
     format!("{VERSION_PREFIX}{}", B64.encode(blob))
@@ -142,7 +145,9 @@ impl Crypter {
         let key = derive_key(passphrase, &salt);
         let cipher = XChaCha20Poly1305::new((&key).into());
         match open(&cipher, &info.check) {
-            Ok(text) if text == CHECK_PLAINTEXT => Ok(Crypter { cipher: Arc::new(cipher), salt: info.salt.clone(), check: info.check.clone() }),
+            Ok(text) if text == CHECK_PLAINTEXT => {
+                Ok(Crypter { cipher: Arc::new(cipher), salt: info.salt.clone(), check: info.check.clone() })
+            }
             Ok(_) | Err(CryptoError::Tampered) => Err(CryptoError::WrongPassphrase { what: what.to_string() }),
             Err(e) => Err(e),
         }
@@ -204,12 +209,15 @@ impl Keyring {
     /// The key `info` describes. `what` names the protected thing in errors.
     pub fn open(&self, info: &SecretsInfo, what: &str) -> Result<Arc<dyn Cipher>, CryptoError> {
         if info.provider != "passphrase" {
-            return Err(CryptoError::Malformed(format!("{what} uses the secrets provider `{}`, which this build does not support", info.provider)));
+            return Err(CryptoError::Malformed(format!(
+                "{what} uses the secrets provider `{}`, which this build does not support",
+                info.provider
+            )));
         }
-        if let Ok(opened) = self.opened.lock() {
-            if let Some(cipher) = opened.get(&info.salt) {
-                return Ok(cipher.clone());
-            }
+        if let Ok(opened) = self.opened.lock()
+            && let Some(cipher) = opened.get(&info.salt)
+        {
+            return Ok(cipher.clone());
         }
         let cipher: Arc<dyn Cipher> = Arc::new(Crypter::open(self.passphrase(what)?, info, what)?);
         if let Ok(mut opened) = self.opened.lock() {

@@ -41,7 +41,9 @@ fn walk(path: &Path, old: &Value, new: &Value, out: &mut Vec<FieldDiff>) {
     let new_secret = new.is_secret();
     let wrap = |v: &Value, secret: bool| if secret { v.clone().into_secret() } else { v.clone() };
     match (old.unwrap_secret(), new.unwrap_secret()) {
-        (_, Value::Unknown) => out.push(FieldDiff { path: path.clone(), kind: DiffKind::Update, old: Some(old.clone()), new: Some(Value::Unknown) }),
+        (_, Value::Unknown) => {
+            out.push(FieldDiff { path: path.clone(), kind: DiffKind::Update, old: Some(old.clone()), new: Some(Value::Unknown) })
+        }
         (Value::Object(a), Value::Object(b)) => {
             let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
             keys.sort();
@@ -50,8 +52,12 @@ fn walk(path: &Path, old: &Value, new: &Value, out: &mut Vec<FieldDiff>) {
                 let child = path.child_key(key);
                 match (a.get(key), b.get(key)) {
                     (Some(x), Some(y)) => walk(&child, &wrap(x, old_secret), &wrap(y, new_secret), out),
-                    (Some(x), None) if !x.is_null() => out.push(FieldDiff { path: child, kind: DiffKind::Delete, old: Some(wrap(x, old_secret)), new: None }),
-                    (None, Some(y)) if !y.is_null() => out.push(FieldDiff { path: child, kind: DiffKind::Add, old: None, new: Some(wrap(y, new_secret)) }),
+                    (Some(x), None) if !x.is_null() => {
+                        out.push(FieldDiff { path: child, kind: DiffKind::Delete, old: Some(wrap(x, old_secret)), new: None })
+                    }
+                    (None, Some(y)) if !y.is_null() => {
+                        out.push(FieldDiff { path: child, kind: DiffKind::Add, old: None, new: Some(wrap(y, new_secret)) })
+                    }
                     _ => {}
                 }
             }
@@ -61,14 +67,20 @@ fn walk(path: &Path, old: &Value, new: &Value, out: &mut Vec<FieldDiff>) {
                 let child = path.child_index(i);
                 match (a.get(i), b.get(i)) {
                     (Some(x), Some(y)) => walk(&child, &wrap(x, old_secret), &wrap(y, new_secret), out),
-                    (Some(x), None) => out.push(FieldDiff { path: child, kind: DiffKind::Delete, old: Some(wrap(x, old_secret)), new: None }),
+                    (Some(x), None) => {
+                        out.push(FieldDiff { path: child, kind: DiffKind::Delete, old: Some(wrap(x, old_secret)), new: None })
+                    }
                     (None, Some(y)) => out.push(FieldDiff { path: child, kind: DiffKind::Add, old: None, new: Some(wrap(y, new_secret)) }),
                     (None, None) => {}
                 }
             }
         }
-        (Value::Null, y) if !path.is_root() => out.push(FieldDiff { path: path.clone(), kind: DiffKind::Add, old: None, new: Some(wrap(y, new_secret)) }),
-        (x, Value::Null) if !path.is_root() => out.push(FieldDiff { path: path.clone(), kind: DiffKind::Delete, old: Some(wrap(x, old_secret)), new: None }),
+        (Value::Null, y) if !path.is_root() => {
+            out.push(FieldDiff { path: path.clone(), kind: DiffKind::Add, old: None, new: Some(wrap(y, new_secret)) })
+        }
+        (x, Value::Null) if !path.is_root() => {
+            out.push(FieldDiff { path: path.clone(), kind: DiffKind::Delete, old: Some(wrap(x, old_secret)), new: None })
+        }
         (x, y) => {
             if !x.same_content(y) {
                 out.push(FieldDiff { path: path.clone(), kind: DiffKind::Update, old: Some(old.clone()), new: Some(new.clone()) });
@@ -87,7 +99,8 @@ pub fn path_overlaps(changed: &Path, pattern: &Path) -> bool {
 /// holding the physical name) is set and unchanged.
 pub fn default_diff(old_inputs: &Value, new_inputs: &Value, replace_on: &[Path], fixed_name: Option<&Path>) -> DiffResponse {
     let changes = diff_values(old_inputs, new_inputs);
-    let replace_paths: Vec<Path> = changes.iter().filter(|c| replace_on.iter().any(|p| path_overlaps(&c.path, p))).map(|c| c.path.clone()).collect();
+    let replace_paths: Vec<Path> =
+        changes.iter().filter(|c| replace_on.iter().any(|p| path_overlaps(&c.path, p))).map(|c| c.path.clone()).collect();
     let delete_before_replace = !replace_paths.is_empty()
         && fixed_name.is_some_and(|name| {
             let set = new_inputs.get_path(name).is_some_and(|v| !v.is_null());

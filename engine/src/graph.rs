@@ -58,7 +58,8 @@ impl DesiredGraph {
         }
         // Kahn's algorithm, taking the earliest-registered ready resource first so the order is
         // stable and reads like the program.
-        let mut ready: BinaryHeap<Reverse<usize>> = remaining.iter().enumerate().filter(|(_, n)| **n == 0).map(|(i, _)| Reverse(i)).collect();
+        let mut ready: BinaryHeap<Reverse<usize>> =
+            remaining.iter().enumerate().filter(|(_, n)| **n == 0).map(|(i, _)| Reverse(i)).collect();
         let mut order = Vec::with_capacity(resources.len());
         while let Some(Reverse(i)) = ready.pop() {
             order.push(i);

@@ -22,6 +22,7 @@ pub mod project;
 pub mod provider;
 pub mod refresh;
 pub mod registry;
+pub mod render;
 pub mod resource;
 pub mod secret;
 pub mod state;

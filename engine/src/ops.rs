@@ -15,7 +15,9 @@ use crate::plan::{Drift, Plan, PlanError, PlanOptions, Problem, Reconciled, plan
 use crate::program::{Program, RegistrationError, Stack};
 use crate::refresh::{RefreshError, reconcile, refresh};
 use crate::registry::Providers;
-use crate::state::{Backend, Journal, JournalEntry, LockGuard, LockInfo, State, StateCodec, StateError, UpdateInfo, load, now_rfc3339, save};
+use crate::state::{
+    Backend, Journal, JournalEntry, LockGuard, LockInfo, State, StateCodec, StateError, UpdateInfo, load, now_rfc3339, save,
+};
 use crate::urn::Urn;
 
 /// Why an operation could not run. Every variant says what and where; none leaves state lost.
@@ -34,9 +36,15 @@ pub enum OpError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
-    Refresh(#[from] RefreshError),
+    Refresh(Box<RefreshError>),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+}
+
+impl From<RefreshError> for OpError {
+    fn from(e: RefreshError) -> Self {
+        OpError::Refresh(Box::new(e))
+    }
 }
 
 /// Which operation to prepare.
@@ -142,12 +150,22 @@ fn resolve_targets(texts: &[String], graph: Option<&DesiredGraph>, state: &State
         }
         match matches.len() {
             1 => urns.extend(matches),
-            0 => return Err(PlanError::single(None, format!("--target `{text}`: no resource has that URN or name"), Some("list URNs with `berth state list <stack>`".into())).into()),
+            0 => {
+                return Err(PlanError::single(
+                    None,
+                    format!("--target `{text}`: no resource has that URN or name"),
+                    Some("list URNs with `berth state list <stack>`".into()),
+                )
+                .into());
+            }
             _ => {
                 return Err(PlanError {
                     problems: vec![Problem {
                         urn: None,
-                        message: format!("--target `{text}` is ambiguous: {}", matches.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(", ")),
+                        message: format!(
+                            "--target `{text}` is ambiguous: {}",
+                            matches.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(", ")
+                        ),
                         help: Some("pass the full URN".into()),
                     }],
                 }
@@ -188,7 +206,12 @@ impl Engine {
     }
 
     /// Plans without changing anything or taking the lock (`stack preview`).
-    pub async fn preview(&self, program: &dyn Program, config: Option<Node>, run: &RunOptions) -> Result<(Plan, Vec<ConfigWarning>), OpError> {
+    pub async fn preview(
+        &self,
+        program: &dyn Program,
+        config: Option<Node>,
+        run: &RunOptions,
+    ) -> Result<(Plan, Vec<ConfigWarning>), OpError> {
         let program_run = run_program(program, &self.stack, config)?;
         let (mut state, _, _, reconciled) = self.load_settled().await?;
         let targets = resolve_targets(&run.targets, Some(&program_run.graph), &state)?;
@@ -201,7 +224,13 @@ impl Engine {
 
     /// Locks the stack and plans `operation`. The lock is held until the result is dropped or
     /// executed. `program` is needed for `Up` only.
-    pub async fn prepare(&self, operation: Operation, program: Option<&dyn Program>, config: Option<Node>, run: &RunOptions) -> Result<(Prepared, Vec<ConfigWarning>), OpError> {
+    pub async fn prepare(
+        &self,
+        operation: Operation,
+        program: Option<&dyn Program>,
+        config: Option<Node>,
+        run: &RunOptions,
+    ) -> Result<(Prepared, Vec<ConfigWarning>), OpError> {
         let started_at = now_rfc3339();
         // Run the program first: its mistakes are reported before the stack is even locked.
         let program_run = match (operation, program) {
@@ -218,14 +247,19 @@ impl Engine {
         let (refresh_entries, drift) = self.refreshed(&mut state, &run, &targets).await?;
         state_entries.extend(refresh_entries);
         let mut planned = match operation {
-            Operation::Refresh => Plan { stack: self.stack.clone(), old_outputs: state.outputs.clone(), outputs: state.outputs.clone(), ..Plan::default() },
+            Operation::Refresh => {
+                Plan { stack: self.stack.clone(), old_outputs: state.outputs.clone(), outputs: state.outputs.clone(), ..Plan::default() }
+            }
             Operation::Destroy => plan(None, &state, &self.providers, &PlanOptions { targets, destroy: true }).await?,
             Operation::Up => plan(graph, &state, &self.providers, &PlanOptions { targets, destroy: false }).await?,
         };
         planned.drift = drift;
         planned.reconciled = reconciled;
         let warnings = program_run.as_ref().map(|r| r.warnings.clone()).unwrap_or_default();
-        Ok((Prepared { operation, plan: planned, graph: program_run.map(|r| r.graph), state, state_entries, _lock: lock, started_at }, warnings))
+        Ok((
+            Prepared { operation, plan: planned, graph: program_run.map(|r| r.graph), state, state_entries, _lock: lock, started_at },
+            warnings,
+        ))
     }
 
     /// Applies a prepared operation and saves state, whatever happened.
@@ -277,7 +311,9 @@ impl Engine {
         let _lock = self.backend.lock(&self.stack, LockInfo::for_this_process(command)).await?;
         let loaded = load(self.backend.as_ref(), &self.stack, &self.keyring).await?;
         if !loaded.exists {
-            return Err(StateError::Malformed { origin: self.backend.location(&self.stack), message: "the stack has no state yet".into() }.into());
+            return Err(
+                StateError::Malformed { origin: self.backend.location(&self.stack), message: "the stack has no state yet".into() }.into()
+            );
         }
         let mut state = loaded.state;
         change(&mut state)?;

@@ -31,8 +31,14 @@ pub enum OutputField {
 
 pub(crate) enum Expr {
     Const(Value),
-    Ref { urn: Urn, field: OutputField },
-    Apply { inputs: Vec<Arc<Expr>>, transform: Arc<Transform> },
+    Ref {
+        urn: Urn,
+        field: OutputField,
+    },
+    Apply {
+        inputs: Vec<Arc<Expr>>,
+        transform: Arc<Transform>,
+    },
     Secret(Arc<Expr>),
     /// A mistake found while registering (an output field the type does not have); reported
     /// when the expression is evaluated at plan time.
@@ -276,7 +282,9 @@ impl<T> Serialize for Output<T> {
                 map.serialize_entry(OUTPUT_MARKER, &index)?;
                 map.end()
             }
-            None => Err(serde::ser::Error::custom("an Output can only be serialized while registering a resource; use Output::map to transform it")),
+            None => Err(serde::ser::Error::custom(
+                "an Output can only be serialized while registering a resource; use Output::map to transform it",
+            )),
         }
     }
 }
@@ -383,10 +391,11 @@ impl<T: Serialize> Serialize for Input<T> {
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Input<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let json = serde_json::Value::deserialize(deserializer)?;
-        if let serde_json::Value::Object(map) = &json {
-            if map.len() == 1 && map.contains_key(UNKNOWN_MARKER) {
-                return Ok(Input::Unknown);
-            }
+        if let serde_json::Value::Object(map) = &json
+            && map.len() == 1
+            && map.contains_key(UNKNOWN_MARKER)
+        {
+            return Ok(Input::Unknown);
         }
         T::deserialize(json).map(Input::Value).map_err(serde::de::Error::custom)
     }
@@ -444,17 +453,17 @@ impl Template {
     fn substitute(&self, value: &Value, resolver: &dyn Resolver, evaluated: &mut [Option<Value>]) -> Result<Value, ResolveError> {
         Ok(match value {
             Value::Object(map) => {
-                if map.len() == 1 {
-                    if let Some(Value::Number(n)) = map.get(OUTPUT_MARKER) {
-                        let index = n.as_u64().unwrap_or(u64::MAX) as usize;
-                        let expr = self.exprs.get(index).ok_or_else(|| ResolveError(format!("dangling output reference {index}")))?;
-                        if let Some(done) = &evaluated[index] {
-                            return Ok(done.clone());
-                        }
-                        let result = expr.evaluate(resolver).map_err(ResolveError)?;
-                        evaluated[index] = Some(result.clone());
-                        return Ok(result);
+                if map.len() == 1
+                    && let Some(Value::Number(n)) = map.get(OUTPUT_MARKER)
+                {
+                    let index = n.as_u64().unwrap_or(u64::MAX) as usize;
+                    let expr = self.exprs.get(index).ok_or_else(|| ResolveError(format!("dangling output reference {index}")))?;
+                    if let Some(done) = &evaluated[index] {
+                        return Ok(done.clone());
                     }
+                    let result = expr.evaluate(resolver).map_err(ResolveError)?;
+                    evaluated[index] = Some(result.clone());
+                    return Ok(result);
                 }
                 let mut out = std::collections::BTreeMap::new();
                 for (k, v) in map {

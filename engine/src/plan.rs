@@ -288,7 +288,11 @@ fn blank_step(op: Op, urn: Urn, ty: String, custom: bool, parent: Option<Urn>) -
 }
 
 /// Finds a resource in `state` by URN or, failing that, by one of its aliases.
-fn find_old<'s>(state_index: &HashMap<&Urn, &'s ResourceState>, d: &DesiredResource, consumed: &HashSet<Urn>) -> Option<(&'s ResourceState, Option<Urn>)> {
+fn find_old<'s>(
+    state_index: &HashMap<&Urn, &'s ResourceState>,
+    d: &DesiredResource,
+    consumed: &HashSet<Urn>,
+) -> Option<(&'s ResourceState, Option<Urn>)> {
     if let Some(r) = state_index.get(&d.urn) {
         return Some((r, None));
     }
@@ -410,7 +414,15 @@ pub async fn plan(graph: Option<&DesiredGraph>, state: &State, providers: &Provi
     if !problems.is_empty() {
         return Err(PlanError { problems });
     }
-    Ok(Plan { stack: stack.to_string(), steps, drift: Vec::new(), reconciled: Vec::new(), outputs, old_outputs: state.outputs.clone(), warnings: Vec::new() })
+    Ok(Plan {
+        stack: stack.to_string(),
+        steps,
+        drift: Vec::new(),
+        reconciled: Vec::new(),
+        outputs,
+        old_outputs: state.outputs.clone(),
+        warnings: Vec::new(),
+    })
 }
 
 /// The set of targeted URNs (targets and their dependents), or `None` for everything.
@@ -424,7 +436,11 @@ fn resolve_targets(graph: Option<&DesiredGraph>, state: &State, targets: &[Urn])
         let in_graph = graph.is_some_and(|g| g.get(target).is_some());
         let in_state = state.get(target).is_some();
         if !in_graph && !in_state {
-            problems.push(Problem { urn: None, message: format!("--target {target}: no such resource in the program or the state"), help: Some("list URNs with `berth state list <stack>`".into()) });
+            problems.push(Problem {
+                urn: None,
+                message: format!("--target {target}: no such resource in the program or the state"),
+                help: Some("list URNs with `berth state list <stack>`".into()),
+            });
         }
         roots.insert(target.clone());
     }
@@ -454,7 +470,13 @@ fn problem(urn: &Urn, message: impl Into<String>) -> Vec<Problem> {
 }
 
 /// Plans one desired resource against its recorded state.
-async fn plan_desired(stack: &str, d: &DesiredResource, found: Option<(&ResourceState, Option<Urn>)>, known: &KnownOutputs, providers: &Providers) -> Result<Step, Vec<Problem>> {
+async fn plan_desired(
+    stack: &str,
+    d: &DesiredResource,
+    found: Option<(&ResourceState, Option<Urn>)>,
+    known: &KnownOutputs,
+    providers: &Providers,
+) -> Result<Step, Vec<Problem>> {
     let (old, renamed_from) = match found {
         Some((old, renamed)) => (Some(old), renamed),
         None => (None, None),
@@ -485,7 +507,10 @@ async fn plan_desired(stack: &str, d: &DesiredResource, found: Option<(&Resource
         let inputs = &inputs;
         async move {
             provider.check(ctx, inputs, &seed_for(stack, &d.urn, generation)).await.map_err(|failures| {
-                failures.into_iter().map(|f| Problem { urn: Some(d.urn.clone()), message: format!("invalid input {f}"), help: None }).collect::<Vec<_>>()
+                failures
+                    .into_iter()
+                    .map(|f| Problem { urn: Some(d.urn.clone()), message: format!("invalid input {f}"), help: None })
+                    .collect::<Vec<_>>()
             })
         }
     };
@@ -506,7 +531,8 @@ async fn plan_desired(stack: &str, d: &DesiredResource, found: Option<(&Resource
         step.diffs = diff_values(&old.inputs, &checked);
         step.delete_before_replace = d.options.delete_before_replace;
     } else {
-        let response = provider.diff(ctx, &id, &old.inputs, &old.outputs, &checked).await.map_err(|e| problem(&d.urn, format!("diff failed: {e}")))?;
+        let response =
+            provider.diff(ctx, &id, &old.inputs, &old.outputs, &checked).await.map_err(|e| problem(&d.urn, format!("diff failed: {e}")))?;
         let mut replace_paths = response.replace_paths.clone();
         for change in &response.changes {
             if d.replace_on_changes.iter().any(|p| path_overlaps(&change.path, p)) && !replace_paths.contains(&change.path) {
@@ -529,7 +555,10 @@ async fn plan_desired(stack: &str, d: &DesiredResource, found: Option<(&Resource
         if d.options.protect || old.protect {
             return Err(vec![Problem {
                 urn: Some(d.urn.clone()),
-                message: format!("is protected, and this change replaces it ({})", step.replace_paths.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")),
+                message: format!(
+                    "is protected, and this change replaces it ({})",
+                    step.replace_paths.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                ),
                 help: Some("remove `protect` from the resource in the program, run `berth stack up`, then make the change".into()),
             }]);
         }
@@ -537,7 +566,10 @@ async fn plan_desired(stack: &str, d: &DesiredResource, found: Option<(&Resource
         // asked again with those, the provider can tell whether old and new can coexist.
         let renewed = check(generation + 1).await?;
         if !old.tainted {
-            let response = provider.diff(ctx, &id, &old.inputs, &old.outputs, &renewed).await.map_err(|e| problem(&d.urn, format!("diff failed: {e}")))?;
+            let response = provider
+                .diff(ctx, &id, &old.inputs, &old.outputs, &renewed)
+                .await
+                .map_err(|e| problem(&d.urn, format!("diff failed: {e}")))?;
             step.delete_before_replace = response.delete_before_replace || d.options.delete_before_replace;
             step.diffs = response.changes;
         }
@@ -549,7 +581,14 @@ async fn plan_desired(stack: &str, d: &DesiredResource, found: Option<(&Resource
 }
 
 /// Plans adopting an existing resource (`Options::import`).
-async fn plan_import(stack: &str, d: &DesiredResource, mut step: Step, checked: Value, id: &str, providers: &Providers) -> Result<Step, Vec<Problem>> {
+async fn plan_import(
+    stack: &str,
+    d: &DesiredResource,
+    mut step: Step,
+    checked: Value,
+    id: &str,
+    providers: &Providers,
+) -> Result<Step, Vec<Problem>> {
     let provider = providers.for_type(&d.ty).map_err(|e| problem(&d.urn, e.to_string()))?;
     let ctx = context(stack, &d.urn, &d.ty);
     let observed = provider.read(ctx, id, None, None).await.map_err(|e| problem(&d.urn, format!("import of `{id}` failed: {e}")))?;
@@ -560,7 +599,10 @@ async fn plan_import(stack: &str, d: &DesiredResource, mut step: Step, checked: 
             help: Some("check the id, or remove the `import` option to create the resource".into()),
         }]);
     };
-    let response = provider.diff(ctx, &observed.id, &observed.inputs, &observed.outputs, &checked).await.map_err(|e| problem(&d.urn, format!("diff failed: {e}")))?;
+    let response = provider
+        .diff(ctx, &observed.id, &observed.inputs, &observed.outputs, &checked)
+        .await
+        .map_err(|e| problem(&d.urn, format!("diff failed: {e}")))?;
     if response.needs_replace() {
         return Err(vec![Problem {
             urn: Some(d.urn.clone()),

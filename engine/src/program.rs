@@ -129,10 +129,10 @@ impl<R: Resource> ResourceHandle<R> {
             Ok(path) => path,
             Err(e) => return Output::invalid(format!("{}: bad output path `{field}`: {e}", self.urn)),
         };
-        if let (Some(known), Some(first)) = (struct_fields::<R::Outputs>(), path.first_key()) {
-            if !known.contains(&first) {
-                return Output::invalid(format!("{} ({}) has no output `{first}`; its outputs are: {}", self.urn, R::TYPE, known.join(", ")));
-            }
+        if let (Some(known), Some(first)) = (struct_fields::<R::Outputs>(), path.first_key())
+            && !known.contains(&first)
+        {
+            return Output::invalid(format!("{} ({}) has no output `{first}`; its outputs are: {}", self.urn, R::TYPE, known.join(", ")));
         }
         Output::reference(self.urn.clone(), OutputField::Field(path))
     }
@@ -190,7 +190,15 @@ pub struct Stack {
 impl Stack {
     /// A context for the stack `name`, with no configuration.
     pub fn new(name: &str) -> Stack {
-        Stack { name: name.to_string(), config: None, config_warnings: Vec::new(), resources: Vec::new(), index: HashMap::new(), scopes: Vec::new(), exports: Vec::new() }
+        Stack {
+            name: name.to_string(),
+            config: None,
+            config_warnings: Vec::new(),
+            resources: Vec::new(),
+            index: HashMap::new(),
+            scopes: Vec::new(),
+            exports: Vec::new(),
+        }
     }
 
     /// A context whose program reads `config` (the stack file's `config:` section, with tier
@@ -333,7 +341,13 @@ impl Stack {
     /// Registers a component of type `ty` named `name` and runs `build` to register its children
     /// under it. The component counts as done when all its children are, so depending on it
     /// waits for all of them.
-    pub fn component<T, E>(&mut self, ty: &str, name: &str, options: Options, build: impl FnOnce(&mut Stack, &ComponentHandle) -> Result<T, E>) -> Result<T, E>
+    pub fn component<T, E>(
+        &mut self,
+        ty: &str,
+        name: &str,
+        options: Options,
+        build: impl FnOnce(&mut Stack, &ComponentHandle) -> Result<T, E>,
+    ) -> Result<T, E>
     where
         E: From<RegistrationError>,
     {

@@ -64,7 +64,12 @@ impl Project {
     /// Stacks with a file in `stacks/` (tier files excluded).
     pub fn stacks(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.stacks_dir())
-            .map(|entries| entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".yaml")).map(str::to_string)).collect())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".yaml")).map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort();
         names
@@ -104,7 +109,9 @@ impl Project {
             }
             None => root.clone(),
         };
-        let mut env_overrides: Vec<(String, String)> = std::env::vars().filter_map(|(k, v)| k.strip_prefix(CONFIG_ENV_PREFIX).map(|rest| (rest.to_lowercase().replace("__", "."), v))).collect();
+        let mut env_overrides: Vec<(String, String)> = std::env::vars()
+            .filter_map(|(k, v)| k.strip_prefix(CONFIG_ENV_PREFIX).map(|rest| (rest.to_lowercase().replace("__", "."), v)))
+            .collect();
         env_overrides.sort();
         for (key, value) in &env_overrides {
             let var = format!("{CONFIG_ENV_PREFIX}{}", key.to_uppercase().replace('.', "__"));
@@ -138,7 +145,11 @@ impl Project {
             Some(node) => match &node.kind {
                 NodeKind::Map(entries) => entries.iter().map(|(k, v)| (k.name.clone(), v.clone())).collect(),
                 NodeKind::Null => BTreeMap::new(),
-                _ => return Err(ConfigError::new(format!("expected a map of provider settings, found {}", node.describe())).at(&node.source).with_key("providers")),
+                _ => {
+                    return Err(ConfigError::new(format!("expected a map of provider settings, found {}", node.describe()))
+                        .at(&node.source)
+                        .with_key("providers"));
+                }
             },
             None => BTreeMap::new(),
         };

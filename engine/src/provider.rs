@@ -80,7 +80,7 @@ pub struct ProviderError {
     /// A create that failed after the object came into being (an RDS instance that never became
     /// available, a Job whose pod failed): the engine records it, marked tainted, so the next
     /// run replaces it instead of creating a duplicate.
-    pub partial: Option<Created>,
+    pub partial: Option<Box<Created>>,
 }
 
 impl ProviderError {
@@ -105,7 +105,7 @@ impl ProviderError {
     }
 
     pub fn with_partial(mut self, created: Created) -> Self {
-        self.partial = Some(created);
+        self.partial = Some(Box::new(created));
         self
     }
 }
@@ -181,16 +181,36 @@ pub trait Provider: Send + Sync + 'static {
     async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Value, Vec<CheckFailure>>;
 
     /// Compares recorded inputs with desired ones (which may hold unknowns).
-    async fn diff(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<DiffResponse, ProviderError>;
+    async fn diff(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: &Value,
+        old_outputs: &Value,
+        new_inputs: &Value,
+    ) -> Result<DiffResponse, ProviderError>;
 
     /// Creates the resource and returns when it is ready to use.
     async fn create(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Created, ProviderError>;
 
     /// Reads the live resource; `None` if it no longer exists.
-    async fn read(&self, ctx: CallContext<'_>, id: &str, old_inputs: Option<&Value>, old_outputs: Option<&Value>) -> Result<Option<Observed>, ProviderError>;
+    async fn read(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: Option<&Value>,
+        old_outputs: Option<&Value>,
+    ) -> Result<Option<Observed>, ProviderError>;
 
     /// Updates in place and returns the new outputs.
-    async fn update(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<Value, ProviderError>;
+    async fn update(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: &Value,
+        old_outputs: &Value,
+        new_inputs: &Value,
+    ) -> Result<Value, ProviderError>;
 
     /// Deletes and returns when the resource is gone.
     async fn delete(&self, ctx: CallContext<'_>, id: &str, inputs: &Value, outputs: &Value) -> Result<(), ProviderError>;

@@ -41,7 +41,10 @@ pub async fn reconcile(state: &State, providers: &Providers) -> Result<(Vec<Jour
                         let mut outputs = observed.outputs;
                         copy_secrecy(&r.outputs, &mut outputs);
                         let adopted = ResourceState { id: Some(observed.id.clone()), outputs, updated_at: now_rfc3339(), ..r.clone() };
-                        notes.push(Reconciled { urn: r.urn.clone(), message: format!("found `{}`, created by an interrupted run: adopted", observed.id) });
+                        notes.push(Reconciled {
+                            urn: r.urn.clone(),
+                            message: format!("found `{}`, created by an interrupted run: adopted", observed.id),
+                        });
                         entries.push(JournalEntry::Done { kind: PendingKind::Create, resource: adopted });
                     }
                     None => {
@@ -55,24 +58,49 @@ pub async fn reconcile(state: &State, providers: &Providers) -> Result<(Vec<Jour
                     entries.push(JournalEntry::Reconciled { kind: pending.kind, urn: r.urn.clone() });
                     continue;
                 };
-                let recorded = state.get(&r.urn).filter(|s| s.id.as_deref() == Some(id)).or_else(|| state.replaced.iter().find(|s| s.urn == r.urn && s.id.as_deref() == Some(id)));
-                let live = provider.read(ctx, id, Some(&r.inputs), Some(&r.outputs)).await.map_err(|e| fail("read of an interrupted operation's resource", e))?;
+                let recorded = state
+                    .get(&r.urn)
+                    .filter(|s| s.id.as_deref() == Some(id))
+                    .or_else(|| state.replaced.iter().find(|s| s.urn == r.urn && s.id.as_deref() == Some(id)));
+                let live = provider
+                    .read(ctx, id, Some(&r.inputs), Some(&r.outputs))
+                    .await
+                    .map_err(|e| fail("read of an interrupted operation's resource", e))?;
                 match (live, recorded) {
                     (None, Some(rec)) => {
                         let from_replaced = state.get(&r.urn).is_none_or(|s| s.id.as_deref() != Some(id));
                         notes.push(Reconciled { urn: r.urn.clone(), message: format!("`{id}` no longer exists: removed from state") });
-                        entries.push(JournalEntry::Removed { kind: pending.kind, urn: rec.urn.clone(), id: Some(id.to_string()), from_replaced });
+                        entries.push(JournalEntry::Removed {
+                            kind: pending.kind,
+                            urn: rec.urn.clone(),
+                            id: Some(id.to_string()),
+                            from_replaced,
+                        });
                     }
-                    (Some(observed), Some(rec)) if pending.kind == PendingKind::Update && state.get(&r.urn).is_some_and(|s| s.id.as_deref() == Some(id)) => {
+                    (Some(observed), Some(rec))
+                        if pending.kind == PendingKind::Update && state.get(&r.urn).is_some_and(|s| s.id.as_deref() == Some(id)) =>
+                    {
                         let mut inputs = observed.inputs;
                         copy_secrecy(&rec.inputs, &mut inputs);
                         let mut outputs = observed.outputs;
                         copy_secrecy(&rec.outputs, &mut outputs);
-                        notes.push(Reconciled { urn: r.urn.clone(), message: "an update was interrupted: re-read from the provider".into() });
-                        entries.push(JournalEntry::Done { kind: PendingKind::Update, resource: ResourceState { inputs, outputs, updated_at: now_rfc3339(), ..rec.clone() } });
+                        notes.push(Reconciled {
+                            urn: r.urn.clone(),
+                            message: "an update was interrupted: re-read from the provider".into(),
+                        });
+                        entries.push(JournalEntry::Done {
+                            kind: PendingKind::Update,
+                            resource: ResourceState { inputs, outputs, updated_at: now_rfc3339(), ..rec.clone() },
+                        });
                     }
                     _ => {
-                        notes.push(Reconciled { urn: r.urn.clone(), message: format!("an interrupted {} of `{id}` did not finish: planned again", if pending.kind == PendingKind::Delete { "delete" } else { "update" }) });
+                        notes.push(Reconciled {
+                            urn: r.urn.clone(),
+                            message: format!(
+                                "an interrupted {} of `{id}` did not finish: planned again",
+                                if pending.kind == PendingKind::Delete { "delete" } else { "update" }
+                            ),
+                        });
                         entries.push(JournalEntry::Reconciled { kind: pending.kind, urn: r.urn.clone() });
                     }
                 }
@@ -84,8 +112,14 @@ pub async fn reconcile(state: &State, providers: &Providers) -> Result<(Vec<Jour
 
 /// Reads every custom resource (or only `only`) back from its provider, with up to `parallel`
 /// reads at once. Returns the refreshed resources' journal entries and what drifted.
-pub async fn refresh(state: &State, providers: &Providers, only: Option<&BTreeSet<Urn>>, parallel: usize) -> Result<(Vec<JournalEntry>, Vec<Drift>), RefreshError> {
-    let candidates: Vec<&ResourceState> = state.resources.iter().filter(|r| r.custom && r.id.is_some() && only.is_none_or(|o| o.contains(&r.urn))).collect();
+pub async fn refresh(
+    state: &State,
+    providers: &Providers,
+    only: Option<&BTreeSet<Urn>>,
+    parallel: usize,
+) -> Result<(Vec<JournalEntry>, Vec<Drift>), RefreshError> {
+    let candidates: Vec<&ResourceState> =
+        state.resources.iter().filter(|r| r.custom && r.id.is_some() && only.is_none_or(|o| o.contains(&r.urn))).collect();
     let reads = futures::stream::iter(candidates.into_iter().map(|r| async move {
         let ctx = context(&state.stack, &r.urn, &r.ty);
         let fail = |source| RefreshError { urn: r.urn.clone(), action: "refresh", source };
@@ -103,7 +137,12 @@ pub async fn refresh(state: &State, providers: &Providers, only: Option<&BTreeSe
         match live {
             None => {
                 drift.push(Drift { urn: r.urn.clone(), ty: r.ty.clone(), diffs: None });
-                entries.push(JournalEntry::Removed { kind: PendingKind::Delete, urn: r.urn.clone(), id: r.id.clone(), from_replaced: false });
+                entries.push(JournalEntry::Removed {
+                    kind: PendingKind::Delete,
+                    urn: r.urn.clone(),
+                    id: r.id.clone(),
+                    from_replaced: false,
+                });
             }
             Some(observed) => {
                 let mut inputs = observed.inputs;
@@ -116,7 +155,10 @@ pub async fn refresh(state: &State, providers: &Providers, only: Option<&BTreeSe
                     drift.push(Drift { urn: r.urn.clone(), ty: r.ty.clone(), diffs: Some(diffs) });
                 }
                 if !diff_values(&r.inputs, &inputs).is_empty() || outputs_changed || r.id.as_deref() != Some(observed.id.as_str()) {
-                    entries.push(JournalEntry::Done { kind: PendingKind::Update, resource: ResourceState { id: Some(observed.id), inputs, outputs, ..r.clone() } });
+                    entries.push(JournalEntry::Done {
+                        kind: PendingKind::Update,
+                        resource: ResourceState { id: Some(observed.id), inputs, outputs, ..r.clone() },
+                    });
                 }
             }
         }

@@ -42,7 +42,11 @@ impl Providers {
     }
 
     /// Adds a provider built the first time one of its types is used.
-    pub fn add_lazy(&mut self, package: &str, factory: impl Fn() -> Result<Arc<dyn Provider>, String> + Send + Sync + 'static) -> &mut Self {
+    pub fn add_lazy(
+        &mut self,
+        package: &str,
+        factory: impl Fn() -> Result<Arc<dyn Provider>, String> + Send + Sync + 'static,
+    ) -> &mut Self {
         self.factories.insert(package.to_string(), Box::new(factory));
         self
     }
@@ -72,5 +76,50 @@ impl Providers {
             return Err(ProviderLookupError::UnknownType { package: package.to_string(), ty: ty.to_string() });
         }
         Ok(provider)
+    }
+}
+
+/// A provider package the `berth` binary ships, configured per stack.
+pub trait ProviderPlugin: Send + Sync {
+    /// The package name (`aws`, `kubernetes`, `vault`, `random`).
+    fn package(&self) -> &str;
+
+    /// Builds the provider for one stack from its `providers.<package>` settings (if any).
+    /// Called on first use, never for a stack that does not use the package. Must not call any
+    /// API: building happens during preview too.
+    fn build(&self, settings: &ProviderSettings) -> Result<Arc<dyn Provider>, crate::config::ConfigError>;
+}
+
+/// What a provider plugin gets to configure itself.
+#[derive(Clone, Debug)]
+pub struct ProviderSettings {
+    pub stack: String,
+    /// The project root (relative paths in settings are relative to it).
+    pub project_root: std::path::PathBuf,
+    /// The stack file's `providers.<package>` section.
+    pub node: Option<crate::config::Node>,
+}
+
+impl ProviderSettings {
+    /// The section as `T` (missing section: `T::default()`); errors name file, line and key.
+    pub fn parse<T: serde::de::DeserializeOwned + Default>(&self, package: &str) -> Result<T, crate::config::ConfigError> {
+        match &self.node {
+            Some(node) => crate::config::from_node(node, &format!("providers.{package}")).map(|(value, _)| value),
+            None => Ok(T::default()),
+        }
+    }
+}
+
+impl Providers {
+    /// Registers every plugin lazily for one stack.
+    pub fn from_plugins(plugins: &[Arc<dyn ProviderPlugin>], settings: impl Fn(&str) -> ProviderSettings) -> Providers {
+        let mut providers = Providers::new();
+        for plugin in plugins {
+            let plugin = plugin.clone();
+            let package = plugin.package().to_string();
+            let settings = settings(&package);
+            providers.add_lazy(&package, move || plugin.build(&settings).map_err(|e| e.to_string()));
+        }
+        providers
     }
 }

@@ -57,16 +57,32 @@ pub trait ResourceProvider: Send + Sync + 'static {
     /// Compares recorded and desired inputs. The default is [`default_diff`] with
     /// [`replace_on`](Self::replace_on) and [`fixed_name`](Self::fixed_name); override to compare
     /// semantically (policy documents) or to ask the API (a dry-run).
-    async fn diff(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<DiffResponse, ProviderError> {
+    async fn diff(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: &Value,
+        old_outputs: &Value,
+        new_inputs: &Value,
+    ) -> Result<DiffResponse, ProviderError> {
         let _ = (ctx, id, old_outputs);
         Ok(default_diff(old_inputs, new_inputs, &self.replace_on(), self.fixed_name().as_ref()))
     }
 
-    async fn create(&self, ctx: CallContext<'_>, inputs: &Self::Resource) -> Result<TypedCreated<<Self::Resource as Resource>::Outputs>, ProviderError>;
+    async fn create(
+        &self,
+        ctx: CallContext<'_>,
+        inputs: &Self::Resource,
+    ) -> Result<TypedCreated<<Self::Resource as Resource>::Outputs>, ProviderError>;
 
     /// Reads the live resource. `prior` is what berth recorded, so a read can limit itself to the
     /// fields berth manages.
-    async fn read(&self, ctx: CallContext<'_>, id: &str, prior: Option<&Self::Resource>) -> Result<Option<TypedObserved<Self::Resource>>, ProviderError>;
+    async fn read(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        prior: Option<&Self::Resource>,
+    ) -> Result<Option<TypedObserved<Self::Resource>>, ProviderError>;
 
     async fn update(
         &self,
@@ -77,7 +93,13 @@ pub trait ResourceProvider: Send + Sync + 'static {
         old_outputs: &<Self::Resource as Resource>::Outputs,
     ) -> Result<<Self::Resource as Resource>::Outputs, ProviderError>;
 
-    async fn delete(&self, ctx: CallContext<'_>, id: &str, inputs: &Self::Resource, outputs: &<Self::Resource as Resource>::Outputs) -> Result<(), ProviderError>;
+    async fn delete(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        inputs: &Self::Resource,
+        outputs: &<Self::Resource as Resource>::Outputs,
+    ) -> Result<(), ProviderError>;
 
     /// Finds a resource an interrupted create may have made (by deterministic name or tags).
     async fn lookup(&self, ctx: CallContext<'_>, inputs: &Self::Resource) -> Result<Option<TypedObserved<Self::Resource>>, ProviderError> {
@@ -125,10 +147,24 @@ pub fn copy_secrecy(source: &Value, target: &mut Value) {
 #[async_trait]
 trait ErasedResourceProvider: Send + Sync {
     async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Value, Vec<CheckFailure>>;
-    async fn diff(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<DiffResponse, ProviderError>;
+    async fn diff(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: &Value,
+        old_outputs: &Value,
+        new_inputs: &Value,
+    ) -> Result<DiffResponse, ProviderError>;
     async fn create(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Created, ProviderError>;
     async fn read(&self, ctx: CallContext<'_>, id: &str, old_inputs: Option<&Value>) -> Result<Option<Observed>, ProviderError>;
-    async fn update(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<Value, ProviderError>;
+    async fn update(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: &Value,
+        old_outputs: &Value,
+        new_inputs: &Value,
+    ) -> Result<Value, ProviderError>;
     async fn delete(&self, ctx: CallContext<'_>, id: &str, inputs: &Value, outputs: &Value) -> Result<(), ProviderError>;
     async fn lookup(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Option<Observed>, ProviderError>;
 }
@@ -144,12 +180,21 @@ impl<P: ResourceProvider> ErasedResourceProvider for Erased<P> {
     async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Value, Vec<CheckFailure>> {
         let typed: P::Resource = decode("inputs", inputs).map_err(|e| vec![CheckFailure::general(e)])?;
         let checked = self.0.check(ctx, typed, seed).await?;
-        let mut value = serde_json::to_value(&checked).map(Value::from_json).map_err(|e| vec![CheckFailure::general(format!("cannot encode inputs: {e}"))])?;
+        let mut value = serde_json::to_value(&checked)
+            .map(Value::from_json)
+            .map_err(|e| vec![CheckFailure::general(format!("cannot encode inputs: {e}"))])?;
         copy_secrecy(inputs, &mut value);
         Ok(value)
     }
 
-    async fn diff(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<DiffResponse, ProviderError> {
+    async fn diff(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: &Value,
+        old_outputs: &Value,
+        new_inputs: &Value,
+    ) -> Result<DiffResponse, ProviderError> {
         self.0.diff(ctx, id, old_inputs, old_outputs, new_inputs).await
     }
 
@@ -167,7 +212,14 @@ impl<P: ResourceProvider> ErasedResourceProvider for Erased<P> {
         self.0.read(ctx, id, prior.as_ref()).await?.map(observed).transpose()
     }
 
-    async fn update(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: &Value,
+        old_outputs: &Value,
+        new_inputs: &Value,
+    ) -> Result<Value, ProviderError> {
         let old: P::Resource = decode_for_call("recorded inputs", old_inputs)?;
         let new: P::Resource = decode_for_call("inputs", new_inputs)?;
         let outputs: <P::Resource as Resource>::Outputs = decode_for_call("recorded outputs", old_outputs)?;
@@ -234,7 +286,14 @@ impl Provider for Package {
         self.get(ctx.ty).map_err(|e| vec![CheckFailure::general(e.message)])?.check(ctx, inputs, seed).await
     }
 
-    async fn diff(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<DiffResponse, ProviderError> {
+    async fn diff(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: &Value,
+        old_outputs: &Value,
+        new_inputs: &Value,
+    ) -> Result<DiffResponse, ProviderError> {
         self.get(ctx.ty)?.diff(ctx, id, old_inputs, old_outputs, new_inputs).await
     }
 
@@ -242,11 +301,24 @@ impl Provider for Package {
         self.get(ctx.ty)?.create(ctx, inputs).await
     }
 
-    async fn read(&self, ctx: CallContext<'_>, id: &str, old_inputs: Option<&Value>, _old_outputs: Option<&Value>) -> Result<Option<Observed>, ProviderError> {
+    async fn read(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: Option<&Value>,
+        _old_outputs: Option<&Value>,
+    ) -> Result<Option<Observed>, ProviderError> {
         self.get(ctx.ty)?.read(ctx, id, old_inputs).await
     }
 
-    async fn update(&self, ctx: CallContext<'_>, id: &str, old_inputs: &Value, old_outputs: &Value, new_inputs: &Value) -> Result<Value, ProviderError> {
+    async fn update(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: &Value,
+        old_outputs: &Value,
+        new_inputs: &Value,
+    ) -> Result<Value, ProviderError> {
         self.get(ctx.ty)?.update(ctx, id, old_inputs, old_outputs, new_inputs).await
     }
 

@@ -326,10 +326,10 @@ impl Value {
             if let Value::Secret(inner) = current {
                 current = inner;
             }
-            if matches!(current, Value::Null) {
-                if let PathSegment::Key(_) = segment {
-                    *current = Value::Object(BTreeMap::new());
-                }
+            if matches!(current, Value::Null)
+                && let PathSegment::Key(_) = segment
+            {
+                *current = Value::Object(BTreeMap::new());
             }
             current = match (segment, current) {
                 (PathSegment::Key(k), Value::Object(map)) => map.entry(k.clone()).or_insert(Value::Null),
@@ -369,7 +369,9 @@ impl Value {
     pub fn same_content(&self, other: &Value) -> bool {
         match (self.unwrap_secret(), other.unwrap_secret()) {
             (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_content(y)),
-            (Value::Object(a), Value::Object(b)) => a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && va.same_content(vb)),
+            (Value::Object(a), Value::Object(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && va.same_content(vb))
+            }
             (Value::Number(a), Value::Number(b)) => numbers_equal(a, b),
             (a, b) => a == b,
         }
@@ -465,7 +467,7 @@ mod tests {
         assert_eq!(v.get_path(&Path::parse("a.b[1]").unwrap()), Some(Value::from(2i64)));
         assert!(v.set_path(&Path::parse("a.c.d").unwrap(), "x".into()));
         assert_eq!(v.get_path(&Path::parse("a.c.d").unwrap()), Some("x".into()));
-        assert_eq!(v.remove_path(&Path::parse("a.c").unwrap()).is_some(), true);
+        assert!(v.remove_path(&Path::parse("a.c").unwrap()).is_some());
         assert_eq!(v.get_path(&Path::parse("a.c").unwrap()), None);
     }
 

@@ -31,7 +31,10 @@ async fn create_then_no_op_then_update_then_delete() {
 
     let up = h.up(&v1).await.unwrap();
     assert!(up.succeeded());
-    assert_eq!(h.cloud.by_name(&h.state().await.get(&urn(&h, "b")).unwrap().outputs.as_object().unwrap()["name"].as_str().unwrap().to_string()).unwrap().value, "ONE");
+    assert_eq!(
+        h.cloud.by_name(h.state().await.get(&urn(&h, "b")).unwrap().outputs.as_object().unwrap()["name"].as_str().unwrap()).unwrap().value,
+        "ONE"
+    );
     let state = h.state().await;
     assert!(state.outputs["a_arn"].as_str().unwrap().starts_with("arn:mem:"));
 
@@ -101,7 +104,11 @@ async fn replacement_deletes_first_when_the_physical_name_is_fixed() {
     let h = Harness::new();
     let zone = |z: &'static str| {
         move |s: &mut Stack| -> ProgramResult {
-            s.register("a", Thing { name: Some("fixed".into()), zone: Some(z.into()), value: "v".into(), ..Thing::default() }, Options::new())?;
+            s.register(
+                "a",
+                Thing { name: Some("fixed".into()), zone: Some(z.into()), value: "v".into(), ..Thing::default() },
+                Options::new(),
+            )?;
             Ok(())
         }
     };
@@ -213,7 +220,11 @@ async fn aliases_rename_without_replacement() {
     h.up(&old).await.unwrap();
     h.cloud.clear_calls();
     let renamed = |s: &mut Stack| -> ProgramResult {
-        s.register("new-name", Thing { name: Some("physical".into()), value: "v".into(), ..Thing::default() }, Options::new().alias(Alias::name("old-name")))?;
+        s.register(
+            "new-name",
+            Thing { name: Some("physical".into()), value: "v".into(), ..Thing::default() },
+            Options::new().alias(Alias::name("old-name")),
+        )?;
         Ok(())
     };
     let up = h.up(&renamed).await.unwrap();
@@ -226,7 +237,11 @@ async fn aliases_rename_without_replacement() {
     // Moving under a component: the parent alias keeps identity too.
     let moved = |s: &mut Stack| -> ProgramResult {
         s.component("test:index:Group", "group", Options::new(), |s, _| -> ProgramResult {
-            s.register("new-name", Thing { name: Some("physical".into()), value: "v".into(), ..Thing::default() }, Options::new().alias(Alias::parent(None)))?;
+            s.register(
+                "new-name",
+                Thing { name: Some("physical".into()), value: "v".into(), ..Thing::default() },
+                Options::new().alias(Alias::parent(None)),
+            )?;
             Ok(())
         })
     };
@@ -340,7 +355,11 @@ async fn targets_limit_the_plan_to_them_and_their_dependents() {
 async fn import_adopts_an_existing_resource() {
     let h = Harness::new();
     let create = |s: &mut Stack| -> ProgramResult {
-        s.register("existing", Thing { name: Some("legacy".into()), value: "v".into(), ..Thing::default() }, Options::new().retain_on_delete())?;
+        s.register(
+            "existing",
+            Thing { name: Some("legacy".into()), value: "v".into(), ..Thing::default() },
+            Options::new().retain_on_delete(),
+        )?;
         Ok(())
     };
     h.up(&create).await.unwrap();
@@ -351,7 +370,11 @@ async fn import_adopts_an_existing_resource() {
     h.cloud.clear_calls();
     let import_id = id.clone();
     let adopt = move |s: &mut Stack| -> ProgramResult {
-        s.register("adopted", Thing { name: Some("legacy".into()), value: "v".into(), ..Thing::default() }, Options::new().import(import_id.clone()))?;
+        s.register(
+            "adopted",
+            Thing { name: Some("legacy".into()), value: "v".into(), ..Thing::default() },
+            Options::new().import(import_id.clone()),
+        )?;
         Ok(())
     };
     let up = h.up(&adopt).await.unwrap();
@@ -367,7 +390,11 @@ async fn import_adopts_an_existing_resource() {
 async fn secrets_are_encrypted_in_state_and_masked_in_plans() {
     let h = Harness::new();
     let program = |s: &mut Stack| -> ProgramResult {
-        let a = s.register("a", Thing { value: "v".into(), password: Some(berth_engine::Secret::new("hunter2-secret".to_string()).into()), ..Thing::default() }, Options::new())?;
+        let a = s.register(
+            "a",
+            Thing { value: "v".into(), password: Some(berth_engine::Secret::new("hunter2-secret".to_string()).into()), ..Thing::default() },
+            Options::new(),
+        )?;
         // A secret output flowing into another resource stays secret there.
         s.register("b", Thing { value: a.output::<String>("token").map(|t| format!("{t}!")).into(), ..Thing::default() }, Options::new())?;
         s.export("token", &a.output::<String>("token"));
@@ -388,12 +415,18 @@ async fn secrets_are_encrypted_in_state_and_masked_in_plans() {
     let locked = berth_engine::ops::Engine { keyring: Arc::new(berth_engine::crypto::Keyring::new(None)), ..clone_engine(&h) };
     let err = locked.read_state().await.err().unwrap().to_string();
     assert!(err.contains("BERTH_PASSPHRASE"), "{err}");
-    let wrong = berth_engine::ops::Engine { keyring: Arc::new(berth_engine::crypto::Keyring::new(Some("wrong".into()))), ..clone_engine(&h) };
+    let wrong =
+        berth_engine::ops::Engine { keyring: Arc::new(berth_engine::crypto::Keyring::new(Some("wrong".into()))), ..clone_engine(&h) };
     assert!(wrong.read_state().await.err().unwrap().to_string().contains("passphrase is wrong"));
 }
 
 fn clone_engine(h: &Harness) -> berth_engine::ops::Engine {
-    berth_engine::ops::Engine { stack: h.engine.stack.clone(), backend: h.engine.backend.clone(), providers: h.engine.providers.clone(), keyring: h.engine.keyring.clone() }
+    berth_engine::ops::Engine {
+        stack: h.engine.stack.clone(),
+        backend: h.engine.backend.clone(),
+        providers: h.engine.providers.clone(),
+        keyring: h.engine.keyring.clone(),
+    }
 }
 
 #[tokio::test]
@@ -482,7 +515,11 @@ async fn a_pending_create_is_adopted_not_repeated() {
         updated_at: String::new(),
     };
     journal
-        .record(&berth_engine::state::JournalEntry::Begin { kind: berth_engine::state::PendingKind::Create, resource: record.clone(), started_at: String::new() })
+        .record(&berth_engine::state::JournalEntry::Begin {
+            kind: berth_engine::state::PendingKind::Create,
+            resource: record.clone(),
+            started_at: String::new(),
+        })
         .await
         .unwrap();
     journal.close();

@@ -24,7 +24,19 @@ struct NodeSpec {
 }
 
 fn program_strategy() -> impl Strategy<Value = Vec<NodeSpec>> {
-    proptest::collection::vec((0..NAMES, "[a-c]{1,2}", proptest::option::of(0u8..2), any::<prop::sample::Index>(), proptest::collection::vec(any::<prop::sample::Index>(), 0..2), any::<bool>(), any::<bool>()), 0..8).prop_map(|raw| {
+    proptest::collection::vec(
+        (
+            0..NAMES,
+            "[a-c]{1,2}",
+            proptest::option::of(0u8..2),
+            any::<prop::sample::Index>(),
+            proptest::collection::vec(any::<prop::sample::Index>(), 0..2),
+            any::<bool>(),
+            any::<bool>(),
+        ),
+        0..8,
+    )
+    .prop_map(|raw| {
         let mut seen = std::collections::HashSet::new();
         let mut nodes: Vec<NodeSpec> = Vec::new();
         for (name, value, zone, reads, after, use_read, fixed_name) in raw {

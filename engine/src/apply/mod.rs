@@ -172,9 +172,10 @@ pub async fn apply(
     let parallel = options.parallel.max(1);
 
     loop {
-        while !interrupted {
-            // Nodes that make no provider call do not count against the limit.
-            let Some(pos) = ready.iter().position(|&i| !nodes[i].calls_provider(&shared.steps) || in_flight_calls < parallel) else { break };
+        // Start every ready node the limit allows (nodes that make no provider call do not count).
+        while let Some(pos) =
+            ready.iter().position(|&i| !interrupted && (!nodes[i].calls_provider(&shared.steps) || in_flight_calls < parallel))
+        {
             let Some(i) = ready.remove(pos) else { break };
             let node = nodes[i].clone();
             if node.calls_provider(&shared.steps) {
@@ -229,7 +230,12 @@ pub async fn apply(
             for skipped in order::transitive_dependents(&nodes, i) {
                 if status[skipped].is_none() {
                     status[skipped] = Some(StepStatus::Skipped(reason.clone()));
-                    shared.observer.step_finished(&shared.steps[nodes[skipped].step], nodes[skipped].phase, status[skipped].as_ref().expect("just set"), Duration::ZERO);
+                    shared.observer.step_finished(
+                        &shared.steps[nodes[skipped].step],
+                        nodes[skipped].phase,
+                        status[skipped].as_ref().expect("just set"),
+                        Duration::ZERO,
+                    );
                 }
             }
         }
@@ -264,7 +270,13 @@ pub async fn apply(
         }
     }
 
-    let mut report = ApplyReport { interrupted, mutating_calls: shared.mutating_calls.load(Ordering::SeqCst), outputs, elapsed: started.elapsed(), outcomes: Vec::new() };
+    let mut report = ApplyReport {
+        interrupted,
+        mutating_calls: shared.mutating_calls.load(Ordering::SeqCst),
+        outputs,
+        elapsed: started.elapsed(),
+        outcomes: Vec::new(),
+    };
     // One outcome per step: a replacement's two nodes fold into one (the worse of the two).
     let mut per_step: Vec<Option<(StepStatus, Duration)>> = vec![None; shared.steps.len()];
     for (i, node) in nodes.iter().enumerate() {
@@ -277,7 +289,14 @@ pub async fn apply(
     }
     for (step, outcome) in shared.steps.iter().zip(per_step) {
         let (status, duration) = outcome.unwrap_or((StepStatus::Unchanged, Duration::ZERO));
-        report.outcomes.push(StepOutcome { urn: step.urn.clone(), ty: step.ty.clone(), op: step.op, custom: step.custom, status, duration });
+        report.outcomes.push(StepOutcome {
+            urn: step.urn.clone(),
+            ty: step.ty.clone(),
+            op: step.op,
+            custom: step.custom,
+            status,
+            duration,
+        });
     }
     let shared = match Arc::try_unwrap(shared) {
         Ok(shared) => shared,

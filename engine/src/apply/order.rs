@@ -89,10 +89,10 @@ pub(crate) fn build(steps: &[Step], desired: &HashMap<Urn, DesiredResource>) -> 
             continue;
         }
         for (other, d) in desired {
-            if d.dependencies.contains(urn) {
-                if let Some(&m) = main.get(other) {
-                    edges.push((old, m, 1));
-                }
+            if d.dependencies.contains(urn)
+                && let Some(&m) = main.get(other)
+            {
+                edges.push((old, m, 1));
             }
         }
     }

@@ -40,19 +40,28 @@ fn ctx<'a>(shared: &'a Shared, step: &'a Step, timeout: Option<Duration>) -> Cal
 }
 
 /// Runs a provider call under the resource's custom timeout, if it has one.
-async fn within<T>(timeout: Option<Duration>, what: &str, call: impl Future<Output = Result<T, ProviderError>>) -> Result<T, ProviderError> {
+async fn within<T>(
+    timeout: Option<Duration>,
+    what: &str,
+    call: impl Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
     match timeout {
         None => call.await,
         Some(limit) => match tokio::time::timeout(limit, call).await {
             Ok(result) => result,
-            Err(_) => Err(ProviderError::timeout(format!("{what} did not finish within {} (custom_timeouts); it may still complete: the next run checks", humantime::format_duration(limit)))),
+            Err(_) => Err(ProviderError::timeout(format!(
+                "{what} did not finish within {} (custom_timeouts); it may still complete: the next run checks",
+                humantime::format_duration(limit)
+            ))),
         },
     }
 }
 
 fn describe(e: &ProviderError, op: &str) -> String {
     match &e.kind {
-        ErrorKind::AlreadyExists { id } => format!("{op} failed: {e}; it exists outside this stack: import it with `berth stack import` and id `{id}`"),
+        ErrorKind::AlreadyExists { id } => {
+            format!("{op} failed: {e}; it exists outside this stack: import it with `berth stack import` and id `{id}`")
+        }
         _ => format!("{op} failed: {e}"),
     }
 }
@@ -99,7 +108,9 @@ async fn same(shared: &Shared, step: &Step) -> Result<bool, String> {
     // Planned unchanged, but it reads outputs of something that changed in this run: with the
     // real values now known it may differ after all (a provider need not predict every output).
     let reads_changed = shared.desired.get(&step.urn).is_some_and(|d| {
-        step.custom && d.inputs.has_references() && d.inputs.dependencies().iter().any(|dep| shared.steps.iter().any(|s| &s.urn == dep && s.op != Op::Same))
+        step.custom
+            && d.inputs.has_references()
+            && d.inputs.dependencies().iter().any(|dep| shared.steps.iter().any(|s| &s.urn == dep && s.op != Op::Same))
     });
     if reads_changed {
         if let Some(from) = &step.renamed_from {
@@ -178,7 +189,12 @@ async fn create(shared: &Shared, step: &Step, generation: u64, replacing: Option
                 shared.record(JournalEntry::Done { kind: PendingKind::Create, resource: record }, false).await?;
             } else {
                 let keep_pending = e.kind == ErrorKind::Timeout;
-                shared.record(JournalEntry::Failed { kind: PendingKind::Create, urn: step.urn.clone(), message: e.to_string(), keep_pending }, false).await?;
+                shared
+                    .record(
+                        JournalEntry::Failed { kind: PendingKind::Create, urn: step.urn.clone(), message: e.to_string(), keep_pending },
+                        false,
+                    )
+                    .await?;
                 if let (Some(old), true, false) = (replacing, create_before_delete, keep_pending) {
                     shared.record(JournalEntry::Restored { resource: old.clone() }, false).await?;
                 }
@@ -206,7 +222,10 @@ async fn apply_update(shared: &Shared, step: &Step, old: &ResourceState) -> Resu
         .map(|c| c.path.to_string())
         .collect();
     if !forced.is_empty() {
-        return Err(format!("planned as an update, but with the values now known it needs replacement ({}); run the command again to plan that", forced.join(", ")));
+        return Err(format!(
+            "planned as an update, but with the values now known it needs replacement ({}); run the command again to plan that",
+            forced.join(", ")
+        ));
     }
     let mut record = declared(shared, step, old);
     if !diff.has_changes() {
@@ -232,7 +251,12 @@ async fn apply_update(shared: &Shared, step: &Step, old: &ResourceState) -> Resu
         }
         Err(e) => {
             let keep_pending = e.kind == ErrorKind::Timeout;
-            shared.record(JournalEntry::Failed { kind: PendingKind::Update, urn: step.urn.clone(), message: e.to_string(), keep_pending }, false).await?;
+            shared
+                .record(
+                    JournalEntry::Failed { kind: PendingKind::Update, urn: step.urn.clone(), message: e.to_string(), keep_pending },
+                    false,
+                )
+                .await?;
             Err(describe(&e, "update"))
         }
     }
@@ -277,7 +301,12 @@ async fn delete(shared: &Shared, step: &Step, old: &ResourceState, from_replaced
         }
         Err(e) => {
             let keep_pending = e.kind == ErrorKind::Timeout;
-            shared.record(JournalEntry::Failed { kind: PendingKind::Delete, urn: old.urn.clone(), message: e.to_string(), keep_pending }, false).await?;
+            shared
+                .record(
+                    JournalEntry::Failed { kind: PendingKind::Delete, urn: old.urn.clone(), message: e.to_string(), keep_pending },
+                    false,
+                )
+                .await?;
             Err(describe(&e, "delete"))
         }
     }

@@ -88,7 +88,8 @@ impl StateCodec {
                 serde_json::Value::Object(out)
             }
             Value::Secret(inner) => {
-                let cipher = self.cipher.as_ref().ok_or_else(|| self.crypto(CryptoError::PassphraseMissing { what: self.origin.clone() }))?;
+                let cipher =
+                    self.cipher.as_ref().ok_or_else(|| self.crypto(CryptoError::PassphraseMissing { what: self.origin.clone() }))?;
                 let plaintext = serde_json::to_vec(&inner.to_json_revealed()).map_err(|e| malformed(&self.origin, e.to_string()))?;
                 json!({ CIPHERTEXT_MARKER: cipher.encrypt(&plaintext) })
             }
@@ -100,9 +101,11 @@ impl StateCodec {
         Ok(match json {
             serde_json::Value::Object(map) if map.len() == 1 && map.contains_key(CIPHERTEXT_MARKER) => {
                 let text = map[CIPHERTEXT_MARKER].as_str().ok_or_else(|| malformed(&self.origin, "ciphertext is not a string"))?;
-                let cipher = self.cipher.as_ref().ok_or_else(|| self.crypto(CryptoError::PassphraseMissing { what: self.origin.clone() }))?;
+                let cipher =
+                    self.cipher.as_ref().ok_or_else(|| self.crypto(CryptoError::PassphraseMissing { what: self.origin.clone() }))?;
                 let plaintext = cipher.decrypt(text).map_err(|e| self.crypto(e))?;
-                let inner: serde_json::Value = serde_json::from_slice(&plaintext).map_err(|e| malformed(&self.origin, format!("decrypted value is not JSON: {e}")))?;
+                let inner: serde_json::Value =
+                    serde_json::from_slice(&plaintext).map_err(|e| malformed(&self.origin, format!("decrypted value is not JSON: {e}")))?;
                 Value::from_json(inner).into_secret()
             }
             serde_json::Value::Array(items) => Value::Array(items.iter().map(|v| self.decode_value(v)).collect::<Result<_, _>>()?),
@@ -145,7 +148,10 @@ impl StateCodec {
             m.insert("retain_on_delete".into(), json!(true));
         }
         if !r.custom_timeouts.is_empty() {
-            m.insert("custom_timeouts".into(), serde_json::to_value(r.custom_timeouts).map_err(|e| malformed(&self.origin, e.to_string()))?);
+            m.insert(
+                "custom_timeouts".into(),
+                serde_json::to_value(r.custom_timeouts).map_err(|e| malformed(&self.origin, e.to_string()))?,
+            );
         }
         if r.tainted {
             m.insert("tainted".into(), json!(true));
@@ -162,7 +168,11 @@ impl StateCodec {
         let origin = &self.origin;
         let m = json.as_object().ok_or_else(|| malformed(origin, "a resource is not an object"))?;
         let text = |key: &str| m.get(key).and_then(|v| v.as_str()).map(str::to_string);
-        let urn_of = |v: &serde_json::Value| v.as_str().ok_or_else(|| malformed(origin, "a URN is not a string")).and_then(|s| Urn::parse(s).map_err(|e| malformed(origin, e.to_string())));
+        let urn_of = |v: &serde_json::Value| {
+            v.as_str()
+                .ok_or_else(|| malformed(origin, "a URN is not a string"))
+                .and_then(|s| Urn::parse(s).map_err(|e| malformed(origin, e.to_string())))
+        };
         let urn = urn_of(m.get("urn").ok_or_else(|| malformed(origin, "a resource has no urn"))?)?;
         let flag = |key: &str| m.get(key).and_then(|v| v.as_bool()).unwrap_or(false);
         Ok(ResourceState {
@@ -179,7 +189,8 @@ impl StateCodec {
             protect: flag("protect"),
             retain_on_delete: flag("retain_on_delete"),
             custom_timeouts: match m.get("custom_timeouts") {
-                Some(v) => serde_json::from_value::<CustomTimeouts>(v.clone()).map_err(|e| malformed(origin, format!("{urn}: custom_timeouts: {e}")))?,
+                Some(v) => serde_json::from_value::<CustomTimeouts>(v.clone())
+                    .map_err(|e| malformed(origin, format!("{urn}: custom_timeouts: {e}")))?,
                 None => CustomTimeouts::default(),
             },
             tainted: flag("tainted"),
@@ -195,7 +206,8 @@ impl StateCodec {
     }
 
     fn decode_pending(&self, json: &serde_json::Value) -> Result<PendingOperation, StateError> {
-        let kind: PendingKind = serde_json::from_value(json.get("kind").cloned().unwrap_or_default()).map_err(|e| malformed(&self.origin, format!("pending operation kind: {e}")))?;
+        let kind: PendingKind = serde_json::from_value(json.get("kind").cloned().unwrap_or_default())
+            .map_err(|e| malformed(&self.origin, format!("pending operation kind: {e}")))?;
         Ok(PendingOperation {
             kind,
             started_at: json.get("started_at").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
@@ -240,7 +252,9 @@ impl StateCodec {
         };
         let needs_key = secrets.is_some() && contains_ciphertext(&doc);
         let cipher = match (&secrets, needs_key) {
-            (Some(info), true) => Some(keyring.open(info, origin).map_err(|source| StateError::Crypto { origin: origin.to_string(), source })?),
+            (Some(info), true) => {
+                Some(keyring.open(info, origin).map_err(|source| StateError::Crypto { origin: origin.to_string(), source })?)
+            }
             (Some(info), false) => keyring.open(info, origin).ok(),
             (None, _) => None,
         };
@@ -260,7 +274,12 @@ impl StateCodec {
             replaced: list("replaced").iter().map(|r| codec.decode_resource(r)).collect::<Result<_, _>>()?,
             pending: list("pending_operations").iter().map(|p| codec.decode_pending(p)).collect::<Result<_, _>>()?,
             outputs,
-            last_update: doc.get("last_update").filter(|v| !v.is_null()).map(|v| serde_json::from_value::<UpdateInfo>(v.clone())).transpose().map_err(|e| malformed(origin, format!("last_update: {e}")))?,
+            last_update: doc
+                .get("last_update")
+                .filter(|v| !v.is_null())
+                .map(|v| serde_json::from_value::<UpdateInfo>(v.clone()))
+                .transpose()
+                .map_err(|e| malformed(origin, format!("last_update: {e}")))?,
             secrets,
         };
         Ok((state, codec))
@@ -269,13 +288,21 @@ impl StateCodec {
     /// One journal line (without the newline).
     pub fn encode_entry(&self, entry: &JournalEntry) -> Result<Vec<u8>, StateError> {
         let json = match entry {
-            JournalEntry::Begin { kind, resource, started_at } => json!({"entry": "begin", "kind": kind, "started_at": started_at, "resource": self.encode_resource(resource)?}),
+            JournalEntry::Begin { kind, resource, started_at } => {
+                json!({"entry": "begin", "kind": kind, "started_at": started_at, "resource": self.encode_resource(resource)?})
+            }
             JournalEntry::Done { kind, resource } => json!({"entry": "done", "kind": kind, "resource": self.encode_resource(resource)?}),
-            JournalEntry::Removed { kind, urn, id, from_replaced } => json!({"entry": "removed", "kind": kind, "urn": urn, "id": id, "from_replaced": from_replaced}),
-            JournalEntry::MovedToReplaced { resource } => json!({"entry": "moved_to_replaced", "resource": self.encode_resource(resource)?}),
+            JournalEntry::Removed { kind, urn, id, from_replaced } => {
+                json!({"entry": "removed", "kind": kind, "urn": urn, "id": id, "from_replaced": from_replaced})
+            }
+            JournalEntry::MovedToReplaced { resource } => {
+                json!({"entry": "moved_to_replaced", "resource": self.encode_resource(resource)?})
+            }
             JournalEntry::Restored { resource } => json!({"entry": "restored", "resource": self.encode_resource(resource)?}),
             JournalEntry::Renamed { from, to } => json!({"entry": "renamed", "from": from, "to": to}),
-            JournalEntry::Failed { kind, urn, message, keep_pending } => json!({"entry": "failed", "kind": kind, "urn": urn, "message": message, "keep_pending": keep_pending}),
+            JournalEntry::Failed { kind, urn, message, keep_pending } => {
+                json!({"entry": "failed", "kind": kind, "urn": urn, "message": message, "keep_pending": keep_pending})
+            }
             JournalEntry::Reconciled { kind, urn } => json!({"entry": "reconciled", "kind": kind, "urn": urn}),
             JournalEntry::Outputs { outputs } => {
                 let mut m = Map::new();
@@ -296,13 +323,27 @@ impl StateCodec {
         let urn = |k: &str| serde_json::from_value::<Urn>(field(k)).map_err(|e| malformed(origin, format!("journal urn: {e}")));
         let resource = || self.decode_resource(&field("resource"));
         Ok(match j.get("entry").and_then(|v| v.as_str()).unwrap_or_default() {
-            "begin" => JournalEntry::Begin { kind: kind()?, resource: resource()?, started_at: field("started_at").as_str().unwrap_or_default().to_string() },
+            "begin" => JournalEntry::Begin {
+                kind: kind()?,
+                resource: resource()?,
+                started_at: field("started_at").as_str().unwrap_or_default().to_string(),
+            },
             "done" => JournalEntry::Done { kind: kind()?, resource: resource()? },
-            "removed" => JournalEntry::Removed { kind: kind()?, urn: urn("urn")?, id: field("id").as_str().map(str::to_string), from_replaced: field("from_replaced").as_bool().unwrap_or(false) },
+            "removed" => JournalEntry::Removed {
+                kind: kind()?,
+                urn: urn("urn")?,
+                id: field("id").as_str().map(str::to_string),
+                from_replaced: field("from_replaced").as_bool().unwrap_or(false),
+            },
             "moved_to_replaced" => JournalEntry::MovedToReplaced { resource: resource()? },
             "restored" => JournalEntry::Restored { resource: resource()? },
             "renamed" => JournalEntry::Renamed { from: urn("from")?, to: urn("to")? },
-            "failed" => JournalEntry::Failed { kind: kind()?, urn: urn("urn")?, message: field("message").as_str().unwrap_or_default().to_string(), keep_pending: field("keep_pending").as_bool().unwrap_or(false) },
+            "failed" => JournalEntry::Failed {
+                kind: kind()?,
+                urn: urn("urn")?,
+                message: field("message").as_str().unwrap_or_default().to_string(),
+                keep_pending: field("keep_pending").as_bool().unwrap_or(false),
+            },
             "reconciled" => JournalEntry::Reconciled { kind: kind()?, urn: urn("urn")? },
             "outputs" => {
                 let mut outputs = BTreeMap::new();

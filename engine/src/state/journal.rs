@@ -71,10 +71,10 @@ fn io_error(path: &Path, source: std::io::Error) -> StateError {
 }
 
 fn sync_parent(path: &Path) {
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
     }
 }
 
@@ -82,14 +82,23 @@ impl Journal {
     /// Starts a journal for the snapshot `(lineage, base_serial)`, replacing any old file.
     pub fn create(path: &Path, codec: StateCodec, state: &crate::state::State) -> Result<Journal, StateError> {
         let mut file = OpenOptions::new().create(true).write(true).truncate(true).open(path).map_err(|e| io_error(path, e))?;
-        let header = JournalHeader { journal: "berth".into(), lineage: state.lineage.clone(), base_serial: state.serial, secrets: state.secrets.clone() };
-        let mut line = serde_json::to_vec(&header).map_err(|e| StateError::Malformed { origin: path.display().to_string(), message: e.to_string() })?;
+        let header = JournalHeader {
+            journal: "berth".into(),
+            lineage: state.lineage.clone(),
+            base_serial: state.serial,
+            secrets: state.secrets.clone(),
+        };
+        let mut line = serde_json::to_vec(&header)
+            .map_err(|e| StateError::Malformed { origin: path.display().to_string(), message: e.to_string() })?;
         line.push(b'\n');
         file.write_all(&line).map_err(|e| io_error(path, e))?;
         file.sync_all().map_err(|e| io_error(path, e))?;
         sync_parent(path);
         let (sender, receiver) = mpsc::channel::<Message>();
-        let writer = std::thread::Builder::new().name("berth-journal".into()).spawn(move || write_loop(file, receiver)).map_err(|e| io_error(path, e))?;
+        let writer = std::thread::Builder::new()
+            .name("berth-journal".into())
+            .spawn(move || write_loop(file, receiver))
+            .map_err(|e| io_error(path, e))?;
         Ok(Journal { path: path.to_path_buf(), codec, sender: Some(sender), writer: Some(writer) })
     }
 
@@ -172,7 +181,9 @@ pub fn read_journal_header(bytes: &[u8], origin: &str) -> Result<Option<JournalH
         // Killed while writing the header: nothing was recorded after it.
         return Ok(None);
     };
-    serde_json::from_slice(&bytes[..end]).map(Some).map_err(|e| StateError::Malformed { origin: origin.to_string(), message: format!("journal header: {e}") })
+    serde_json::from_slice(&bytes[..end])
+        .map(Some)
+        .map_err(|e| StateError::Malformed { origin: origin.to_string(), message: format!("journal header: {e}") })
 }
 
 /// Reads a journal's entries (after the header). A last line cut short by a crash is ignored.

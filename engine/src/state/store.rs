@@ -23,7 +23,10 @@ pub async fn load(backend: &dyn Backend, stack: &str, keyring: &Keyring) -> Resu
         Some(bytes) => {
             let (state, codec) = StateCodec::decode_state(&bytes, keyring, &origin)?;
             if state.stack != stack {
-                return Err(StateError::Malformed { origin, message: format!("holds the state of stack `{}`, not `{stack}`", state.stack) });
+                return Err(StateError::Malformed {
+                    origin,
+                    message: format!("holds the state of stack `{}`, not `{stack}`", state.stack),
+                });
             }
             (state, codec, true)
         }
@@ -42,7 +45,10 @@ pub async fn load(backend: &dyn Backend, stack: &str, keyring: &Keyring) -> Resu
     if header.lineage != state.lineage && exists {
         return Err(StateError::Malformed {
             origin: journal_origin,
-            message: format!("journal belongs to another state (lineage {} ≠ {}); move it away if it is not this stack's", header.lineage, state.lineage),
+            message: format!(
+                "journal belongs to another state (lineage {} ≠ {}); move it away if it is not this stack's",
+                header.lineage, state.lineage
+            ),
         });
     }
     if header.base_serial != state.serial {
@@ -50,12 +56,12 @@ pub async fn load(backend: &dyn Backend, stack: &str, keyring: &Keyring) -> Resu
         // removing the journal).
         return Ok(Loaded { state, codec, exists, replayed: 0 });
     }
-    if let Some(info) = &header.secrets {
-        if !codec.can_encrypt() {
-            let cipher = keyring.open(info, &journal_origin).map_err(|source| StateError::Crypto { origin: journal_origin.clone(), source })?;
-            codec = StateCodec::new(Some(cipher), &origin);
-            state.secrets = Some(info.clone());
-        }
+    if let Some(info) = &header.secrets
+        && !codec.can_encrypt()
+    {
+        let cipher = keyring.open(info, &journal_origin).map_err(|source| StateError::Crypto { origin: journal_origin.clone(), source })?;
+        codec = StateCodec::new(Some(cipher), &origin);
+        state.secrets = Some(info.clone());
     }
     state.lineage = header.lineage;
     let entries = read_journal_entries(&bytes, &codec)?;
@@ -77,4 +83,3 @@ pub async fn save(backend: &dyn Backend, state: &mut State, codec: &StateCodec) 
         Err(source) => Err(StateError::Io { path: journal.display().to_string(), source }),
     }
 }
-

@@ -13,7 +13,8 @@ use berth_engine::ops::{Engine, Operation, RunOptions};
 use berth_engine::state::LocalBackend;
 use berth_engine::typed::auto_suffix;
 use berth_engine::{
-    CallContext, CheckFailure, DiffResponse, ErrorKind, Value, default_diff, Input, Package, Path, Program, ProviderError, Providers, Resource, ResourceProvider, Secret, TypedCreated, TypedObserved, async_trait,
+    CallContext, CheckFailure, DiffResponse, ErrorKind, Input, Package, Path, Program, ProviderError, Providers, Resource,
+    ResourceProvider, Secret, TypedCreated, TypedObserved, Value, async_trait, default_diff,
 };
 use serde::{Deserialize, Serialize};
 
@@ -124,13 +125,25 @@ pub struct ThingProvider {
 }
 
 fn outputs_of(o: &Object) -> ThingOutputs {
-    ThingOutputs { name: o.name.clone(), arn: format!("arn:mem:{}", o.id), upper: o.value.to_uppercase(), token: Some(Secret::new(format!("token-{}", o.id))) }
+    ThingOutputs {
+        name: o.name.clone(),
+        arn: format!("arn:mem:{}", o.id),
+        upper: o.value.to_uppercase(),
+        token: Some(Secret::new(format!("token-{}", o.id))),
+    }
 }
 
 fn observed(o: &Object) -> TypedObserved<Thing> {
     TypedObserved {
         id: o.id.clone(),
-        inputs: Thing { name: Some(o.name.clone().into()), value: o.value.clone().into(), zone: o.zone.clone(), tags: o.tags.clone(), password: None, fail: false },
+        inputs: Thing {
+            name: Some(o.name.clone().into()),
+            value: o.value.clone().into(),
+            zone: o.zone.clone(),
+            tags: o.tags.clone(),
+            password: None,
+            fail: false,
+        },
         outputs: outputs_of(o),
     }
 }
@@ -148,10 +161,10 @@ impl ResourceProvider for ThingProvider {
     }
 
     async fn check(&self, ctx: CallContext<'_>, mut inputs: Thing, seed: &[u8; 32]) -> Result<Thing, Vec<CheckFailure>> {
-        if let Some(v) = inputs.value.known() {
-            if v.contains(' ') {
-                return Err(vec![CheckFailure::field("value", format!("`{v}` must not contain spaces"))]);
-            }
+        if let Some(v) = inputs.value.known()
+            && v.contains(' ')
+        {
+            return Err(vec![CheckFailure::field("value", format!("`{v}` must not contain spaces"))]);
         }
         if inputs.name.is_none() {
             inputs.name = Some(format!("{}-{}", ctx.name, auto_suffix(seed, 6)).into());
@@ -159,7 +172,14 @@ impl ResourceProvider for ThingProvider {
         Ok(inputs)
     }
 
-    async fn diff(&self, _ctx: CallContext<'_>, _id: &str, old: &Value, _old_outputs: &Value, new: &Value) -> Result<DiffResponse, ProviderError> {
+    async fn diff(
+        &self,
+        _ctx: CallContext<'_>,
+        _id: &str,
+        old: &Value,
+        _old_outputs: &Value,
+        new: &Value,
+    ) -> Result<DiffResponse, ProviderError> {
         let mut response = default_diff(old, new, &self.replace_on(), self.fixed_name().as_ref());
         // `upper` is computed from `value`.
         if response.changes.iter().any(|c| c.path.first_key() == Some("value")) {
@@ -177,10 +197,20 @@ impl ResourceProvider for ThingProvider {
             }
             let mut objects = self.cloud.objects.lock().unwrap();
             if let Some(existing) = objects.values().find(|o| o.name == name) {
-                return Err(ProviderError::new(ErrorKind::AlreadyExists { id: existing.id.clone() }, format!("a thing named {name} already exists")));
+                return Err(ProviderError::new(
+                    ErrorKind::AlreadyExists { id: existing.id.clone() },
+                    format!("a thing named {name} already exists"),
+                ));
             }
             let id = format!("t-{}", self.cloud.next_id.fetch_add(1, Ordering::SeqCst));
-            let object = Object { id: id.clone(), urn: ctx.urn.to_string(), name, value: inputs.value.value().unwrap().clone(), zone: inputs.zone.clone(), tags: inputs.tags.clone() };
+            let object = Object {
+                id: id.clone(),
+                urn: ctx.urn.to_string(),
+                name,
+                value: inputs.value.value().unwrap().clone(),
+                zone: inputs.zone.clone(),
+                tags: inputs.tags.clone(),
+            };
             let outputs = outputs_of(&object);
             objects.insert(id.clone(), object);
             Ok(TypedCreated { id, outputs })
@@ -194,7 +224,14 @@ impl ResourceProvider for ThingProvider {
         Ok(self.cloud.objects.lock().unwrap().get(id).map(observed))
     }
 
-    async fn update(&self, _ctx: CallContext<'_>, id: &str, _old: &Thing, new: &Thing, _old_outputs: &ThingOutputs) -> Result<ThingOutputs, ProviderError> {
+    async fn update(
+        &self,
+        _ctx: CallContext<'_>,
+        id: &str,
+        _old: &Thing,
+        new: &Thing,
+        _old_outputs: &ThingOutputs,
+    ) -> Result<ThingOutputs, ProviderError> {
         let name = new.name.as_ref().and_then(|n| n.known().cloned()).unwrap_or_default();
         self.cloud.enter("update", &name).await;
         let result = {
@@ -265,10 +302,16 @@ impl Harness {
 
     /// `stack up --yes`: plan and apply.
     pub async fn up(&self, program: &dyn Program) -> Result<Outcome, berth_engine::ops::OpError> {
-        self.up_with(program, RunOptions { parallel: 8, ..RunOptions::default() }, ApplyOptions { parallel: 8, ..ApplyOptions::default() }).await
+        self.up_with(program, RunOptions { parallel: 8, ..RunOptions::default() }, ApplyOptions { parallel: 8, ..ApplyOptions::default() })
+            .await
     }
 
-    pub async fn up_with(&self, program: &dyn Program, run: RunOptions, apply: ApplyOptions) -> Result<Outcome, berth_engine::ops::OpError> {
+    pub async fn up_with(
+        &self,
+        program: &dyn Program,
+        run: RunOptions,
+        apply: ApplyOptions,
+    ) -> Result<Outcome, berth_engine::ops::OpError> {
         let (prepared, _) = self.engine.prepare(Operation::Up, Some(program), None, &run).await?;
         let plan = prepared.plan.clone();
         if !prepared.changes_anything() {
@@ -279,7 +322,8 @@ impl Harness {
     }
 
     pub async fn destroy(&self) -> Result<Outcome, berth_engine::ops::OpError> {
-        let (prepared, _) = self.engine.prepare(Operation::Destroy, None, None, &RunOptions { parallel: 4, ..RunOptions::default() }).await?;
+        let (prepared, _) =
+            self.engine.prepare(Operation::Destroy, None, None, &RunOptions { parallel: 4, ..RunOptions::default() }).await?;
         let plan = prepared.plan.clone();
         let executed = self.engine.execute(prepared, &ApplyOptions::default(), Arc::new(Silent)).await?;
         Ok(Outcome { plan, report: Some(executed.report) })
