@@ -75,13 +75,14 @@ pub trait ResourceProvider: Send + Sync + 'static {
         inputs: &Self::Resource,
     ) -> Result<TypedCreated<<Self::Resource as Resource>::Outputs>, ProviderError>;
 
-    /// Reads the live resource. `prior` is what berth recorded, so a read can limit itself to the
-    /// fields berth manages.
+    /// Reads the live resource. `prior` and `prior_outputs` are what berth recorded (absent for
+    /// an import), so a read can limit itself to the fields berth manages.
     async fn read(
         &self,
         ctx: CallContext<'_>,
         id: &str,
         prior: Option<&Self::Resource>,
+        prior_outputs: Option<&<Self::Resource as Resource>::Outputs>,
     ) -> Result<Option<TypedObserved<Self::Resource>>, ProviderError>;
 
     async fn update(
@@ -156,7 +157,13 @@ trait ErasedResourceProvider: Send + Sync {
         new_inputs: &Value,
     ) -> Result<DiffResponse, ProviderError>;
     async fn create(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Created, ProviderError>;
-    async fn read(&self, ctx: CallContext<'_>, id: &str, old_inputs: Option<&Value>) -> Result<Option<Observed>, ProviderError>;
+    async fn read(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: Option<&Value>,
+        old_outputs: Option<&Value>,
+    ) -> Result<Option<Observed>, ProviderError>;
     async fn update(
         &self,
         ctx: CallContext<'_>,
@@ -204,12 +211,22 @@ impl<P: ResourceProvider> ErasedResourceProvider for Erased<P> {
         Ok(Created { id: created.id, outputs: encode("outputs", &created.outputs)? })
     }
 
-    async fn read(&self, ctx: CallContext<'_>, id: &str, old_inputs: Option<&Value>) -> Result<Option<Observed>, ProviderError> {
+    async fn read(
+        &self,
+        ctx: CallContext<'_>,
+        id: &str,
+        old_inputs: Option<&Value>,
+        old_outputs: Option<&Value>,
+    ) -> Result<Option<Observed>, ProviderError> {
         let prior: Option<P::Resource> = match old_inputs {
             Some(v) => Some(decode_for_call("recorded inputs", v)?),
             None => None,
         };
-        self.0.read(ctx, id, prior.as_ref()).await?.map(observed).transpose()
+        let prior_outputs: Option<<P::Resource as Resource>::Outputs> = match old_outputs {
+            Some(v) if !v.is_null() => Some(decode_for_call("recorded outputs", v)?),
+            _ => None,
+        };
+        self.0.read(ctx, id, prior.as_ref(), prior_outputs.as_ref()).await?.map(observed).transpose()
     }
 
     async fn update(
@@ -306,9 +323,9 @@ impl Provider for Package {
         ctx: CallContext<'_>,
         id: &str,
         old_inputs: Option<&Value>,
-        _old_outputs: Option<&Value>,
+        old_outputs: Option<&Value>,
     ) -> Result<Option<Observed>, ProviderError> {
-        self.get(ctx.ty)?.read(ctx, id, old_inputs).await
+        self.get(ctx.ty)?.read(ctx, id, old_inputs, old_outputs).await
     }
 
     async fn update(

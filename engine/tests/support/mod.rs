@@ -219,7 +219,13 @@ impl ResourceProvider for ThingProvider {
         result
     }
 
-    async fn read(&self, _ctx: CallContext<'_>, id: &str, _prior: Option<&Thing>) -> Result<Option<TypedObserved<Thing>>, ProviderError> {
+    async fn read(
+        &self,
+        _ctx: CallContext<'_>,
+        id: &str,
+        _prior: Option<&Thing>,
+        _prior_outputs: Option<&ThingOutputs>,
+    ) -> Result<Option<TypedObserved<Thing>>, ProviderError> {
         self.cloud.calls.lock().unwrap().push(Call { op: "read", name: id.to_string() });
         Ok(self.cloud.objects.lock().unwrap().get(id).map(observed))
     }
