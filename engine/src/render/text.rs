@@ -192,7 +192,7 @@ pub fn plan_text(plan: &Plan, options: RenderOptions) -> String {
         let name_width = rows.iter().map(|(_, s)| s.name().chars().count()).max().unwrap_or(4).clamp(4, 48);
         let _ = writeln!(out, "     {:<type_width$}  {:<name_width$}  {:<8}  Info", "Type", "Name", "Plan");
         for (branch, step) in &rows {
-            let symbol = format!("{:<3}", step.op.symbol());
+            let symbol = format!("{:<2}", step.op.symbol());
             let ty = format!("{branch}{}", step.ty);
             let pad = type_width.saturating_sub(ty.chars().count());
             let line = format!(
@@ -342,6 +342,7 @@ pub fn step_line(step: &Step, status: Option<&StepStatus>, elapsed: Duration, st
     };
     let symbol = match status {
         Some(StepStatus::Failed(_)) => style.red("x "),
+        Some(StepStatus::Skipped(_)) => style.yellow("! "),
         _ => style.op(step.op, &format!("{:<2}", step.op.symbol())),
     };
     format!("{symbol} {} {}  {what}", step.ty, style.bold(step.name()))

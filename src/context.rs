@@ -1,0 +1,147 @@
+//! From a stack name to what an operation needs: its settings, program, backend, keys and
+//! providers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_engine::crypto::Keyring;
+use berth_engine::ops::Engine;
+use berth_engine::project::{Project, StackSettings};
+use berth_engine::registry::{ProviderSettings, Providers};
+use berth_engine::state::{Backend, LocalBackend};
+use berth_engine::{Program, Urn};
+
+use crate::App;
+use crate::error::CliError;
+use crate::output::{Printer, register_secrets};
+
+/// One command's context.
+pub struct Context<'a> {
+    pub app: &'a App,
+    pub project: Project,
+    pub printer: Printer,
+}
+
+impl<'a> Context<'a> {
+    /// Finds the project: `-C DIR`, else the nearest directory upwards holding `stacks/`.
+    pub fn new(app: &'a App, project: Option<PathBuf>, printer: Printer) -> Result<Context<'a>, CliError> {
+        let project = match project {
+            Some(dir) => {
+                if !dir.join("stacks").is_dir() {
+                    return Err(CliError::new(format!("{} is not a berth project: it has no stacks/ directory", dir.display()))
+                        .help("create stacks/<stack>.yaml there, or pass the right -C DIR"));
+                }
+                Project::at(dir)
+            }
+            None => {
+                let cwd = std::env::current_dir().map_err(|e| CliError::new(format!("cannot read the current directory: {e}")))?;
+                Project::discover(&cwd).ok_or_else(|| {
+                    CliError::new(format!("no berth project in {} or its parents (looked for a stacks/ directory)", cwd.display()))
+                        .help("run berth inside a project, or pass -C DIR")
+                })?
+            }
+        };
+        Ok(Context { app, project, printer })
+    }
+
+    /// The keyring for a stack: `BERTH_PASSPHRASE`, reusing the stack file's salt.
+    pub fn keyring(&self, settings: Option<&StackSettings>) -> Keyring {
+        Keyring::from_env().prefer(settings.and_then(|s| s.encryption.clone()))
+    }
+
+    /// The stack's settings with overrides, secrets decrypted (and registered for scrubbing).
+    pub fn settings(&self, stack: &str, overrides: &[(String, String)]) -> Result<StackSettings, CliError> {
+        validate_stack_name(stack)?;
+        let settings = self.project.load_stack(stack, overrides, &Keyring::from_env())?;
+        register_secrets(settings.secret_strings());
+        Ok(settings)
+    }
+
+    pub fn program(&self, settings: &StackSettings) -> Result<Arc<dyn Program>, CliError> {
+        let known = || self.app.programs.keys().cloned().collect::<Vec<_>>().join(", ");
+        match &settings.program {
+            Some(name) => self.app.programs.get(name).cloned().ok_or_else(|| {
+                CliError::new(format!("{}: program `{name}` is not part of this build", self.project.display(&settings.file)))
+                    .help(format!("programs: {}", known()))
+            }),
+            None if self.app.programs.len() == 1 => Ok(self.app.programs.values().next().cloned().expect("one program")),
+            None => Err(CliError::new(format!("{}: no `program:` key", self.project.display(&settings.file)))
+                .help(format!("add `program: <name>`; programs: {}", known()))),
+        }
+    }
+
+    pub fn backend(&self, settings: &StackSettings) -> Result<Arc<dyn Backend>, CliError> {
+        match settings.backend.as_deref() {
+            None | Some("local") => Ok(Arc::new(LocalBackend::new(self.project.state_dir()))),
+            Some(url) if url.starts_with("file://") => {
+                let path = PathBuf::from(&url["file://".len()..]);
+                let path = if path.is_relative() { self.project.root.join(path) } else { path };
+                Ok(Arc::new(LocalBackend::new(path)))
+            }
+            Some(other) => {
+                Err(CliError::new(format!("{}: backend `{other}` is not supported by this build", self.project.display(&settings.file)))
+                    .help("use `local` (state/ in the project) or file:///path"))
+            }
+        }
+    }
+
+    /// The engine for a stack.
+    pub fn engine(&self, settings: &StackSettings) -> Result<Engine, CliError> {
+        match settings.secrets.as_deref() {
+            None | Some("passphrase") => {}
+            Some(other) => {
+                return Err(CliError::new(format!(
+                    "{}: secrets provider `{other}` is not supported by this build",
+                    self.project.display(&settings.file)
+                ))
+                .help("use `passphrase` (BERTH_PASSPHRASE)"));
+            }
+        }
+        let providers = Providers::from_plugins(&self.app.plugins, |package| ProviderSettings {
+            stack: settings.name.clone(),
+            project_root: self.project.root.clone(),
+            node: settings.providers.get(package).cloned(),
+        });
+        for package in settings.providers.keys() {
+            if !self.app.plugins.iter().any(|p| p.package() == package) {
+                let node = &settings.providers[package];
+                return Err(CliError::new(format!("{}: providers.{package}: no such provider in this build", node.source)).help(format!(
+                    "providers: {}",
+                    self.app.plugins.iter().map(|p| p.package().to_string()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        Ok(Engine {
+            stack: settings.name.clone(),
+            backend: self.backend(settings)?,
+            providers: Arc::new(providers),
+            keyring: Arc::new(self.keyring(Some(settings))),
+        })
+    }
+}
+
+/// Stack names become file names: keep them simple.
+pub fn validate_stack_name(stack: &str) -> Result<(), CliError> {
+    let ok =
+        !stack.is_empty() && stack.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) && !stack.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::new(format!("`{stack}` is not a valid stack name")).help("use letters, digits, `.`, `-` and `_`, e.g. mitxonline.qa"))
+    }
+}
+
+/// Finds a resource by URN or unique logical name among `urns`.
+pub fn find_resource<'u>(what: &str, urns: impl Iterator<Item = &'u Urn>) -> Result<Urn, CliError> {
+    let urns: Vec<&Urn> = urns.collect();
+    if let Some(u) = urns.iter().find(|u| u.as_str() == what) {
+        return Ok((*u).clone());
+    }
+    let by_name: Vec<&&Urn> = urns.iter().filter(|u| u.name() == what).collect();
+    match by_name.len() {
+        1 => Ok((*by_name[0]).clone()),
+        0 => Err(CliError::new(format!("no resource `{what}` in state")).help("list them with `berth state list <stack>`")),
+        _ => Err(CliError::new(format!("`{what}` matches {} resources", by_name.len()))
+            .help(format!("pass a URN: {}", by_name.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")))),
+    }
+}
