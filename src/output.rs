@@ -142,3 +142,15 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingWriter {
         RedactingWriter
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubs_registered_secrets_longest_first() {
+        register_secrets(["hunter2-long-secret".to_string(), "hunter2".to_string(), "ab".to_string()]);
+        assert_eq!(redact("api said: bad password hunter2-long-secret (hunter2)"), "api said: bad password [secret] ([secret])");
+        assert_eq!(redact("ab stays: too short to scrub safely"), "ab stays: too short to scrub safely");
+    }
+}

@@ -39,6 +39,9 @@ pub enum OpError {
     Refresh(Box<RefreshError>),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// A request that cannot be carried out as asked (the message says why and what to do).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<RefreshError> for OpError {

@@ -104,19 +104,20 @@ pub async fn delete(ctx: &Context<'_>, stack: &str, resource: &str, force: bool,
     engine
         .edit_state("berth state delete", |state| {
             let urn = find_resource(resource, state.resources.iter().map(|r| &r.urn))
-                .map_err(|e| berth_engine::ops::OpError::Program(e.message))?;
+                .map_err(|e| berth_engine::ops::OpError::Refused(e.message))?;
             let record = state.get(&urn).expect("found above");
             if record.protect && !force {
-                return Err(berth_engine::ops::OpError::Program(format!("{urn} is protected; pass --force to forget it anyway")));
+                return Err(berth_engine::ops::OpError::Refused(format!("{urn} is protected; pass --force to forget it anyway")));
             }
             let dependents: Vec<String> = state
                 .resources
                 .iter()
-                .filter(|r| r.dependencies.contains(&urn) || r.parent.as_ref() == Some(&urn))
+                // Components list their children as dependencies: no reason to refuse.
+                .filter(|r| r.custom && (r.dependencies.contains(&urn) || r.parent.as_ref() == Some(&urn)))
                 .map(|r| r.urn.to_string())
                 .collect();
             if !dependents.is_empty() && !force {
-                return Err(berth_engine::ops::OpError::Program(format!(
+                return Err(berth_engine::ops::OpError::Refused(format!(
                     "other resources depend on {urn}: {}; pass --force to forget it anyway",
                     dependents.join(", ")
                 )));
@@ -142,7 +143,7 @@ pub async fn unprotect(ctx: &Context<'_>, stack: &str, resource: &str) -> Result
     engine
         .edit_state("berth state unprotect", |state| {
             let urn = find_resource(resource, state.resources.iter().map(|r| &r.urn))
-                .map_err(|e| berth_engine::ops::OpError::Program(e.message))?;
+                .map_err(|e| berth_engine::ops::OpError::Refused(e.message))?;
             if let Some(r) = state.resources.iter_mut().find(|r| r.urn == urn) {
                 r.protect = false;
             }

@@ -1,0 +1,279 @@
+//! The `berth` command line, run as a user would: exit codes, JSON shapes, configuration errors
+//! with file:line:key, and secrets that never appear in output or state.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+const PASSPHRASE: &str = "cli-test-passphrase";
+const ADMIN_SECRET: &str = "Adm1n-S3cret-Value!";
+
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("stacks/tiers")).unwrap();
+        std::fs::write(dir.path().join("stacks/tiers/dev.yaml"), "config:\n  replicas: 1\n").unwrap();
+        std::fs::write(dir.path().join("stacks/site.yaml"), "# the test site\nprogram: demo\ntier: dev\nconfig:\n  site_name: Test Academy\n  lms_domain: lms.test.local\n").unwrap();
+        Project { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("BERTH_PASSPHRASE", PASSPHRASE)
+            .env("NO_COLOR", "1")
+            .env_remove("BERTH_PROJECT")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        Run(self.command(args).output().unwrap())
+    }
+
+    fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        Run(child.wait_with_output().unwrap())
+    }
+
+    fn write_stack(&self, text: &str) {
+        std::fs::write(self.path().join("stacks/site.yaml"), text).unwrap();
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.path().join("state/site.json")
+    }
+}
+
+struct Run(Output);
+
+impl Run {
+    fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).to_string()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).to_string()
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", self.stdout(), self.stderr()))
+    }
+    fn assert_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code(), code, "stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        self
+    }
+}
+
+#[test]
+fn exit_codes_follow_terraform_conventions() {
+    let p = Project::new();
+    p.run(&["stack", "preview", "site"]).assert_code(0);
+    p.run(&["stack", "preview", "site", "--detailed-exitcode"]).assert_code(2);
+    let refused = p.run(&["stack", "up", "site"]);
+    refused.assert_code(1);
+    assert!(refused.stderr().contains("--yes"), "without a terminal, up asks for --yes: {}", refused.stderr());
+    assert!(!p.state_file().exists(), "a refused up writes nothing");
+    p.run(&["stack", "up", "site", "--yes"]).assert_code(0);
+    p.run(&["stack", "preview", "site", "--detailed-exitcode"]).assert_code(0);
+    p.run(&["stack", "preview", "site", "--expect-no-changes"]).assert_code(0);
+    p.run(&["stack", "up", "site", "--expect-no-changes"]).assert_code(0);
+    let drift = p.run(&["stack", "preview", "site", "--expect-no-changes", "--config", "replicas=3"]);
+    drift.assert_code(1);
+    assert!(drift.stderr().contains("--expect-no-changes: the plan has changes (0 to create, 1 to update"), "{}", drift.stderr());
+    p.run(&["stack", "preview", "site", "--detailed-exitcode", "--config", "replicas=3"]).assert_code(2);
+    // Usage errors are 1, not 2: with --detailed-exitcode 2 means "changes".
+    p.run(&["stack", "preveiw", "site"]).assert_code(1);
+    p.run(&["--help"]).assert_code(0);
+    p.run(&["stack", "preview", "nosuch"]).assert_code(1);
+    p.run(&["stack", "destroy", "site", "--yes"]).assert_code(0);
+    assert!(!p.path().join(".demo/site/lms.env.yml").exists());
+}
+
+#[test]
+fn json_output_has_a_stable_shape() {
+    let p = Project::new();
+    let preview = p.run(&["stack", "preview", "site", "--json"]);
+    preview.assert_code(0);
+    let doc = preview.json();
+    assert_eq!(doc["operation"], "preview");
+    assert_eq!(doc["stack"], "site");
+    assert_eq!(doc["changes"], true);
+    assert_eq!(doc["summary"]["create"], 4);
+    let steps = doc["steps"].as_array().unwrap();
+    let file = steps.iter().find(|s| s["name"] == "lms-config").unwrap();
+    assert_eq!(file["op"], "create");
+    assert_eq!(file["type"], "local:index:File");
+    assert!(file["urn"].as_str().unwrap().starts_with("urn:berth:site::demo:index:Site$local:index:File::lms-config"));
+    assert_eq!(doc["outputs"]["lms_url"], "https://lms.test.local");
+    assert_eq!(doc["outputs"]["config_path"], "(known after apply)");
+
+    let up = p.run(&["stack", "up", "site", "--yes", "--json"]);
+    up.assert_code(0);
+    let doc = up.json();
+    assert_eq!(doc["operation"], "up");
+    assert_eq!(doc["result"]["status"], "succeeded");
+    assert_eq!(doc["result"]["mutating_calls"], 4);
+    assert!(doc["result"]["steps"].as_array().unwrap().iter().any(|s| s["status"] == "succeeded" && s["op"] == "create"));
+    assert_eq!(doc["result"]["outputs"]["secret_key"], "[secret]");
+
+    let changed = p.run(&["stack", "preview", "site", "--json", "--config", "replicas=2"]).json();
+    let step = changed["steps"].as_array().unwrap().iter().find(|s| s["op"] == "update").unwrap();
+    assert_eq!(step["name"], "lms-config");
+    let diff = &step["diffs"][0];
+    assert_eq!(diff["path"], "content");
+    assert_eq!(diff["kind"], "update");
+    assert_eq!(diff["forces_replacement"], false);
+
+    let noop = p.run(&["stack", "up", "site", "--yes", "--json"]).json();
+    assert_eq!(noop["plan"]["changes"], false);
+    assert!(noop["result"].is_null(), "a no-op up applies nothing");
+
+    let outputs = p.run(&["stack", "output", "site", "--json"]).json();
+    assert_eq!(outputs["lms_url"], "https://lms.test.local");
+    assert_eq!(outputs["secret_key"], "[secret]");
+    let list = p.run(&["state", "list", "site", "--json"]).json();
+    assert_eq!(list["resources"].as_array().unwrap().len(), 5);
+    let ls = p.run(&["stack", "ls", "--json"]).json();
+    assert_eq!(ls[0]["stack"], "site");
+    assert_eq!(ls[0]["resources"], 4);
+    assert_eq!(ls[0]["result"], "succeeded");
+}
+
+#[test]
+fn configuration_errors_name_file_line_and_key() {
+    let p = Project::new();
+    let case = |stack: &str, args: &[&str], expected: &str| {
+        p.write_stack(stack);
+        let run = p.run(&[&["stack", "preview", "site"][..], args].concat());
+        run.assert_code(1);
+        assert!(run.stderr().contains(expected), "expected `{expected}` in:\n{}", run.stderr());
+        assert!(!p.state_file().exists());
+    };
+    let base = "program: demo\ntier: dev\nconfig:\n  site_name: X\n  lms_domain: lms.x\n";
+    case(&format!("{base}  replicaz: 2\n"), &[], "stacks/site.yaml:6:3: config.replicaz: unknown key `replicaz` (did you mean `replicas`?)");
+    case(&format!("{base}  replicas: many\n"), &[], "stacks/site.yaml:6:13: config.replicas: invalid type: string \"many\", expected u16");
+    case("program: demo\ntier: dev\nconfig:\n  site_name: X\n", &[], "stacks/site.yaml:4:3: config: missing required key `lms_domain`");
+    case(base, &["--config", "replicas=-1"], "--config:1:1: config.replicas: invalid value: integer `-1`, expected u16");
+    case(&format!("{base}extra: 1\n"), &[], "stacks/site.yaml:6:1: extra: unknown key `extra`");
+    case("program: demo\ntier: prod\nconfig:\n  site_name: X\n  lms_domain: y\n", &[], "stacks/site.yaml:2:7: tier: tier `prod`: cannot read stacks/tiers/prod.yaml");
+    case("program: demo\nconfig:\n  site_name: [unclosed\n", &[], "stacks/site.yaml:");
+    std::fs::write(p.path().join("stacks/tiers/dev.yaml"), "config:\n  output_dir: out\n  replicas: x\n").unwrap();
+    case(base, &[], "stacks/tiers/dev.yaml:3:13: config.replicas: invalid type: string \"x\", expected u16");
+    // Environment overrides are named too.
+    std::fs::write(p.path().join("stacks/tiers/dev.yaml"), "config: {}\n").unwrap();
+    p.write_stack(base);
+    let run = Run(p.command(&["stack", "preview", "site"]).env("BERTH_CONFIG__REPLICAS", "lots").output().unwrap());
+    run.assert_code(1);
+    assert!(run.stderr().contains("env BERTH_CONFIG__REPLICAS:1:1: config.replicas: invalid type"), "{}", run.stderr());
+}
+
+/// Every byte berth printed or wrote, for a secret hunt.
+fn all_text(p: &Project, runs: &[Run]) -> String {
+    let mut text = String::new();
+    for r in runs {
+        text.push_str(&r.stdout());
+        text.push_str(&r.stderr());
+    }
+    for entry in std::fs::read_dir(p.path().join("state")).unwrap().flatten() {
+        text.push_str(&String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()));
+    }
+    text
+}
+
+#[test]
+fn known_secrets_never_appear_in_output_or_state() {
+    let p = Project::new();
+    let set = p.run_with_stdin(&["config", "set", "site", "admin_password", "--secret"], &format!("{ADMIN_SECRET}\n"));
+    set.assert_code(0);
+    let stack_file = std::fs::read_to_string(p.path().join("stacks/site.yaml")).unwrap();
+    assert!(!stack_file.contains(ADMIN_SECRET), "the stack file holds only ciphertext");
+    assert!(stack_file.contains("admin_password: {secure: v1:") && stack_file.contains("encryptionsalt: v1:"), "{stack_file}");
+    assert!(stack_file.starts_with("# the test site\n"), "comments are kept: {stack_file}");
+
+    let mut runs = vec![set];
+    runs.push(p.run(&["stack", "preview", "site", "--diff"]));
+    runs.push(p.run(&["stack", "preview", "site", "--json", "-vvv"]));
+    let up = p.run(&["stack", "up", "site", "--yes", "--diff", "-vv"]);
+    up.assert_code(0);
+    runs.push(up);
+    // The generated key is a secret too; reading it deliberately is the one way to see it.
+    let key = p.run(&["stack", "output", "site", "secret_key", "--show-secrets"]);
+    key.assert_code(0);
+    let generated = key.stdout().trim().to_string();
+    assert_eq!(generated.len(), 48);
+    let credentials = std::fs::read_to_string(p.path().join(".demo/site/credentials.yml")).unwrap();
+    assert!(credentials.contains(ADMIN_SECRET) && credentials.contains(&generated), "the secrets reached the file that needs them");
+
+    runs.push(p.run(&["stack", "output", "site"]));
+    runs.push(p.run(&["stack", "output", "site", "--json"]));
+    runs.push(p.run(&["stack", "output", "site", "secret_key"]));
+    runs.push(p.run(&["state", "show", "site", "credentials"]));
+    runs.push(p.run(&["state", "show", "site", "secret-key", "--json"]));
+    runs.push(p.run(&["config", "get", "site", "admin_password"]));
+    runs.push(p.run(&["stack", "preview", "site", "--diff", "--refresh", "--show-sames", "--config", "replicas=4"]));
+    runs.push(p.run(&["stack", "up", "site", "--yes", "--json", "--config", "replicas=4"]));
+    // An error that would quote the value: a bad override of the secret's key.
+    runs.push(p.run(&["stack", "preview", "site", "--config", &format!("site_name=[{ADMIN_SECRET}")]));
+    let text = all_text(&p, &runs);
+    assert!(text.contains("[secret]"), "secrets are shown masked");
+    assert!(!text.contains(ADMIN_SECRET), "the configured secret leaked");
+    assert!(!text.contains(&generated), "the generated secret leaked");
+    // Without the passphrase nothing secret can be read, and the error says what to do.
+    let locked = Run(p.command(&["stack", "output", "site"]).env_remove("BERTH_PASSPHRASE").output().unwrap());
+    locked.assert_code(1);
+    assert!(locked.stderr().contains("BERTH_PASSPHRASE"), "{}", locked.stderr());
+    let wrong = Run(p.command(&["stack", "preview", "site"]).env("BERTH_PASSPHRASE", "wrong").output().unwrap());
+    wrong.assert_code(1);
+    assert!(wrong.stderr().contains("passphrase is wrong"), "{}", wrong.stderr());
+}
+
+#[test]
+fn state_commands_inspect_and_repair() {
+    let p = Project::new();
+    p.run(&["stack", "up", "site", "--yes"]).assert_code(0);
+    let list = p.run(&["state", "list", "site"]);
+    list.assert_code(0);
+    assert!(list.stdout().contains("urn:berth:site::demo:index:Site$local:index:File::lms-config"), "{}", list.stdout());
+    let show = p.run(&["state", "show", "site", "lms-config"]);
+    show.assert_code(0);
+    assert!(show.stdout().contains("PLATFORM_NAME: Test Academy"), "{}", show.stdout());
+    let ambiguous = p.run(&["state", "show", "site", "nope"]);
+    ambiguous.assert_code(1);
+    assert!(ambiguous.stderr().contains("berth state list"));
+    p.run(&["state", "unlock", "site"]).assert_code(0);
+    assert!(p.run(&["state", "unlock", "site"]).stdout().contains("not locked"));
+    // Forget a file: it stays on disk, leaves state; the next preview wants to create it again.
+    p.run(&["state", "delete", "site", "lms-config"]).assert_code(1);
+    p.run(&["state", "delete", "site", "lms-config", "--yes"]).assert_code(0);
+    assert!(p.path().join(".demo/site/lms.env.yml").exists());
+    let preview = p.run(&["stack", "preview", "site", "--json"]).json();
+    assert_eq!(preview["summary"]["create"], 1);
+}
+
+#[test]
+fn help_is_the_manual() {
+    let p = Project::new();
+    let help = p.run(&["stack", "up", "--help"]);
+    help.assert_code(0);
+    for flag in ["--yes", "--json", "--diff", "--target", "--parallel", "--refresh", "--expect-no-changes", "--config"] {
+        assert!(help.stdout().contains(flag), "{flag} missing from `stack up --help`");
+    }
+    let top = p.run(&["--help"]);
+    assert!(top.stdout().contains("BERTH_PASSPHRASE") && top.stdout().contains("Exit codes"));
+    let preview = p.run(&["stack", "preview", "--help"]).stdout();
+    assert!(preview.contains("--detailed-exitcode"));
+}
