@@ -84,10 +84,10 @@ impl From<OpError> for CliError {
                             message.push('\n');
                         }
                     }
-                    if let Some(h) = &problem.help {
-                        if !helps.contains(h) {
-                            helps.push(h.clone());
-                        }
+                    if let Some(h) = &problem.help
+                        && !helps.contains(h)
+                    {
+                        helps.push(h.clone());
                     }
                 }
                 CliError {

@@ -96,11 +96,11 @@ impl LiveProgress {
     /// Stops the ticker and clears the status line.
     pub fn finish(&self) {
         self.stop.cancel();
-        if let Ok(mut state) = self.state.lock() {
-            if state.status_shown {
-                print!("\r\x1b[2K");
-                state.status_shown = false;
-            }
+        if let Ok(mut state) = self.state.lock()
+            && state.status_shown
+        {
+            print!("\r\x1b[2K");
+            state.status_shown = false;
         }
     }
 

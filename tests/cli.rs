@@ -17,7 +17,11 @@ impl Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("stacks/tiers")).unwrap();
         std::fs::write(dir.path().join("stacks/tiers/dev.yaml"), "config:\n  replicas: 1\n").unwrap();
-        std::fs::write(dir.path().join("stacks/site.yaml"), "# the test site\nprogram: demo\ntier: dev\nconfig:\n  site_name: Test Academy\n  lms_domain: lms.test.local\n").unwrap();
+        std::fs::write(
+            dir.path().join("stacks/site.yaml"),
+            "# the test site\nprogram: demo\ntier: dev\nconfig:\n  site_name: Test Academy\n  lms_domain: lms.test.local\n",
+        )
+        .unwrap();
         Project { dir }
     }
 
@@ -164,12 +168,20 @@ fn configuration_errors_name_file_line_and_key() {
         assert!(!p.state_file().exists());
     };
     let base = "program: demo\ntier: dev\nconfig:\n  site_name: X\n  lms_domain: lms.x\n";
-    case(&format!("{base}  replicaz: 2\n"), &[], "stacks/site.yaml:6:3: config.replicaz: unknown key `replicaz` (did you mean `replicas`?)");
+    case(
+        &format!("{base}  replicaz: 2\n"),
+        &[],
+        "stacks/site.yaml:6:3: config.replicaz: unknown key `replicaz` (did you mean `replicas`?)",
+    );
     case(&format!("{base}  replicas: many\n"), &[], "stacks/site.yaml:6:13: config.replicas: invalid type: string \"many\", expected u16");
     case("program: demo\ntier: dev\nconfig:\n  site_name: X\n", &[], "stacks/site.yaml:4:3: config: missing required key `lms_domain`");
     case(base, &["--config", "replicas=-1"], "--config:1:1: config.replicas: invalid value: integer `-1`, expected u16");
     case(&format!("{base}extra: 1\n"), &[], "stacks/site.yaml:6:1: extra: unknown key `extra`");
-    case("program: demo\ntier: prod\nconfig:\n  site_name: X\n  lms_domain: y\n", &[], "stacks/site.yaml:2:7: tier: tier `prod`: cannot read stacks/tiers/prod.yaml");
+    case(
+        "program: demo\ntier: prod\nconfig:\n  site_name: X\n  lms_domain: y\n",
+        &[],
+        "stacks/site.yaml:2:7: tier: tier `prod`: cannot read stacks/tiers/prod.yaml",
+    );
     case("program: demo\nconfig:\n  site_name: [unclosed\n", &[], "stacks/site.yaml:");
     std::fs::write(p.path().join("stacks/tiers/dev.yaml"), "config:\n  output_dir: out\n  replicas: x\n").unwrap();
     case(base, &[], "stacks/tiers/dev.yaml:3:13: config.replicas: invalid type: string \"x\", expected u16");

@@ -59,12 +59,21 @@ pub fn demo(stack: &mut Stack) -> ProgramResult {
             hex,
             Output::known(config.replicas.to_string())
         );
-        let config_file = stack.register("lms-config", File { path: format!("{dir}/lms.env.yml").into(), content: lms_config.into(), ..File::default() }, Options::new())?;
+        let config_file = stack.register(
+            "lms-config",
+            File { path: format!("{dir}/lms.env.yml").into(), content: lms_config.into(), ..File::default() },
+            Options::new(),
+        )?;
         let admin = config.admin_password.clone().map(|p| p.into_inner()).unwrap_or_default();
         let credentials = secret_key.output::<String>("result").map(move |key| format!("SECRET_KEY: {key}\nADMIN_PASSWORD: {admin}\n"));
         stack.register(
             "credentials",
-            File { path: format!("{dir}/credentials.yml").into(), content: credentials.secret().into(), sensitive: true, ..File::default() },
+            File {
+                path: format!("{dir}/credentials.yml").into(),
+                content: credentials.secret().into(),
+                sensitive: true,
+                ..File::default()
+            },
             Options::new(),
         )?;
         stack.export("lms_url", &Output::known(format!("https://{}", config.lms_domain)));

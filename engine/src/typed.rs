@@ -46,6 +46,14 @@ pub trait ResourceProvider: Send + Sync + 'static {
         None
     }
 
+    /// Outputs that an in-place update with these changes will change, so that resources
+    /// reading them show as changing in the plan. Default: none (ids, ARNs and addresses
+    /// survive updates). Used by the default [`diff`](Self::diff).
+    fn outputs_changed_by(&self, changes: &[crate::diff::FieldDiff]) -> Vec<Path> {
+        let _ = changes;
+        Vec::new()
+    }
+
     /// Validates inputs (some may be [`Input::Unknown`](crate::Input) at plan time) and fills in
     /// defaults. `seed` is stable for one resource across preview and up, so automatic names
     /// chosen from it match.
@@ -66,7 +74,9 @@ pub trait ResourceProvider: Send + Sync + 'static {
         new_inputs: &Value,
     ) -> Result<DiffResponse, ProviderError> {
         let _ = (ctx, id, old_outputs);
-        Ok(default_diff(old_inputs, new_inputs, &self.replace_on(), self.fixed_name().as_ref()))
+        let mut response = default_diff(old_inputs, new_inputs, &self.replace_on(), self.fixed_name().as_ref());
+        response.unknown_outputs = self.outputs_changed_by(&response.changes);
+        Ok(response)
     }
 
     async fn create(

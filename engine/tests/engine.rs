@@ -576,7 +576,7 @@ async fn outputs_of_unknown_fields_are_registration_errors() {
         Ok(())
     };
     let err = h.preview(&typo).await.err().unwrap().to_string();
-    assert!(err.contains("has no output `uper`; its outputs are: name, arn, upper, token"), "{err}");
+    assert!(err.contains("has no output `uper`; its outputs are: name, arn, upper, len, token"), "{err}");
 }
 
 #[tokio::test]
@@ -606,4 +606,28 @@ async fn known_values_flow_through_output_transforms() {
     let a_name = state.resources[0].outputs.as_object().unwrap()["name"].as_str().unwrap().to_string();
     assert!(h.cloud.objects().iter().any(|o| o.value == format!("https://{a_name}/X")));
     assert_eq!(state.outputs["constant"].as_str(), Some("c"));
+}
+
+#[tokio::test]
+async fn an_output_the_provider_did_not_predict_still_reaches_its_readers() {
+    let h = Harness::new();
+    let program = |v: &'static str| {
+        move |s: &mut Stack| -> ProgramResult {
+            let a = thing(s, "a", v);
+            s.register(
+                "b",
+                Thing { value: a.output::<usize>("len").map(|n| format!("len-{n}")).into(), ..Thing::default() },
+                Options::new(),
+            )?;
+            Ok(())
+        }
+    };
+    h.up(&program("abc")).await.unwrap();
+    let up = h.up(&program("abcdef")).await.unwrap();
+    assert_eq!(up.ops()["b"], Op::Same, "the provider did not say `len` changes, so the plan cannot know");
+    let report = up.report.unwrap();
+    let b = report.outcomes.iter().find(|o| o.urn.name() == "b").unwrap();
+    assert_eq!((b.op, &b.status), (Op::Update, &StepStatus::Succeeded), "but apply updates it, and says so");
+    assert!(h.cloud.objects().iter().any(|o| o.value == "len-6"));
+    assert!(h.preview(&program("abcdef")).await.unwrap().steps.iter().all(|s| s.op == Op::Same));
 }

@@ -159,13 +159,13 @@ pub async fn up(ctx: &Context<'_>, stack: &str, args: &PlanArgs, yes: bool) -> R
     if cancel.is_cancelled() {
         return Err(CliError::new("interrupted before any change was made").code(EXIT_INTERRUPTED));
     }
-    if prepared.plan.has_changes() {
-        if let Err(e) = confirm(ctx, yes, "\nDo you want to perform these changes?", stack, "up") {
-            if args.json {
-                ctx.printer.json(&json!({"operation": "up", "plan": plan_doc, "result": null}));
-            }
-            return Err(e);
+    if prepared.plan.has_changes()
+        && let Err(e) = confirm(ctx, yes, "\nDo you want to perform these changes?", stack, "up")
+    {
+        if args.json {
+            ctx.printer.json(&json!({"operation": "up", "plan": plan_doc, "result": null}));
         }
+        return Err(e);
     }
     let report = execute(ctx, &engine, prepared, args.parallel, args.json, cancel).await?;
     if args.json {

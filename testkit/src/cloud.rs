@@ -67,13 +67,12 @@ impl CloudDir {
         if let Ok(entries) = fs::read_dir(self.objects()) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().to_string();
-                if let Some(id) = name.strip_suffix(".json") {
-                    if let Ok(stored) = fs::read(entry.path())
+                if let Some(id) = name.strip_suffix(".json")
+                    && let Ok(stored) = fs::read(entry.path())
                         .map_err(|e| e.to_string())
                         .and_then(|b| serde_json::from_slice::<Stored>(&b).map_err(|e| e.to_string()))
-                    {
-                        out.push((id.to_string(), stored.urn, stored.value));
-                    }
+                {
+                    out.push((id.to_string(), stored.urn, stored.value));
                 }
             }
         }
@@ -178,10 +177,10 @@ impl ResourceProvider for NodeProvider {
     type Resource = Node;
 
     async fn check(&self, _ctx: CallContext<'_>, inputs: Node, _seed: &[u8; 32]) -> Result<Node, Vec<CheckFailure>> {
-        if let Some(v) = inputs.value.known() {
-            if v.is_empty() {
-                return Err(vec![CheckFailure::field("value", "must not be empty")]);
-            }
+        if let Some(v) = inputs.value.known()
+            && v.is_empty()
+        {
+            return Err(vec![CheckFailure::field("value", "must not be empty")]);
         }
         Ok(inputs)
     }
@@ -238,10 +237,10 @@ impl ResourceProvider for NodeProvider {
         // By tag, as a cloud API would: the id was assigned by the cloud and may never have
         // reached the state.
         for (id, urn, _) in self.cloud.list() {
-            if urn == ctx.urn.as_str() {
-                if let Some(stored) = self.cloud.read(&id) {
-                    return Ok(Some(self.observed(&id, stored)));
-                }
+            if urn == ctx.urn.as_str()
+                && let Some(stored) = self.cloud.read(&id)
+            {
+                return Ok(Some(self.observed(&id, stored)));
             }
         }
         Ok(None)

@@ -166,7 +166,8 @@ pub async fn apply(
     let mut durations: Vec<Duration> = vec![Duration::ZERO; nodes.len()];
     let mut remaining: Vec<usize> = nodes.iter().map(|n| n.deps.len()).collect();
     let mut ready: VecDeque<usize> = (0..nodes.len()).filter(|&i| remaining[i] == 0).collect();
-    let mut running: JoinSet<(usize, Result<bool, String>, Duration)> = JoinSet::new();
+    let mut running: JoinSet<(usize, Result<step::Done, String>, Duration)> = JoinSet::new();
+    let mut unplanned_updates: Vec<usize> = Vec::new();
     let mut in_flight_calls = 0usize;
     let mut interrupted = false;
     let parallel = options.parallel.max(1);
@@ -216,10 +217,18 @@ pub async fn apply(
             in_flight_calls -= 1;
         }
         durations[i] = elapsed;
-        let step = &shared.steps[nodes[i].step];
+        let planned = &shared.steps[nodes[i].step];
+        let updated_instead;
+        let step = if matches!(result, Ok(step::Done::UpdatedUnplanned)) {
+            unplanned_updates.push(nodes[i].step);
+            updated_instead = Step { op: Op::Update, reason: Some("an output it reads changed during this run".into()), ..planned.clone() };
+            &updated_instead
+        } else {
+            planned
+        };
         let outcome = match result {
-            Ok(true) => StepStatus::Succeeded,
-            Ok(false) => StepStatus::Unchanged,
+            Ok(step::Done::Changed) | Ok(step::Done::UpdatedUnplanned) => StepStatus::Succeeded,
+            Ok(step::Done::Unchanged) => StepStatus::Unchanged,
             Err(message) => StepStatus::Failed(message),
         };
         shared.observer.step_finished(step, nodes[i].phase, &outcome, elapsed);
@@ -287,16 +296,10 @@ pub async fn apply(
             Some((prev, d)) => (order::worse(prev, s), d + durations[i]),
         });
     }
-    for (step, outcome) in shared.steps.iter().zip(per_step) {
+    for (index, (step, outcome)) in shared.steps.iter().zip(per_step).enumerate() {
         let (status, duration) = outcome.unwrap_or((StepStatus::Unchanged, Duration::ZERO));
-        report.outcomes.push(StepOutcome {
-            urn: step.urn.clone(),
-            ty: step.ty.clone(),
-            op: step.op,
-            custom: step.custom,
-            status,
-            duration,
-        });
+        let op = if unplanned_updates.contains(&index) { Op::Update } else { step.op };
+        report.outcomes.push(StepOutcome { urn: step.urn.clone(), ty: step.ty.clone(), op, custom: step.custom, status, duration });
     }
     let shared = match Arc::try_unwrap(shared) {
         Ok(shared) => shared,

@@ -12,8 +12,33 @@ use crate::provider::{CallContext, ErrorKind, ProviderError};
 use crate::state::{JournalEntry, PendingKind, ResourceState, now_rfc3339};
 use crate::value::Value;
 
-/// Runs a node; `Ok(true)` when something changed, `Ok(false)` when nothing needed to.
-pub(crate) async fn run(shared: &Shared, node: &Node) -> Result<bool, String> {
+/// What a node did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Done {
+    /// The planned change (or a state-only change) was made.
+    Changed,
+    /// Nothing needed doing.
+    Unchanged,
+    /// Planned unchanged, but an output it reads changed during this run: it was updated.
+    UpdatedUnplanned,
+}
+
+/// What `apply_update` did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Updated {
+    Called,
+    StateOnly,
+    Nothing,
+}
+
+impl From<Updated> for Done {
+    fn from(u: Updated) -> Done {
+        if u == Updated::Nothing { Done::Unchanged } else { Done::Changed }
+    }
+}
+
+/// Runs a node.
+pub(crate) async fn run(shared: &Shared, node: &Node) -> Result<Done, String> {
     let step = &shared.steps[node.step];
     match (node.phase, step.op) {
         (Phase::DeleteOld, _) => {
@@ -100,10 +125,10 @@ async fn final_inputs(shared: &Shared, step: &Step, generation: u64, old: Option
         .map_err(|failures| format!("invalid input {}", failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; ")))
 }
 
-async fn same(shared: &Shared, step: &Step) -> Result<bool, String> {
-    let Some(old) = &step.old else { return Ok(false) };
+async fn same(shared: &Shared, step: &Step) -> Result<Done, String> {
+    let Some(old) = &step.old else { return Ok(Done::Unchanged) };
     if step.reason.as_deref() == Some("not targeted") {
-        return Ok(false);
+        return Ok(Done::Unchanged);
     }
     // Planned unchanged, but it reads outputs of something that changed in this run: with the
     // real values now known it may differ after all (a provider need not predict every output).
@@ -116,7 +141,10 @@ async fn same(shared: &Shared, step: &Step) -> Result<bool, String> {
         if let Some(from) = &step.renamed_from {
             shared.record(JournalEntry::Renamed { from: from.clone(), to: step.urn.clone() }, false).await?;
         }
-        return apply_update(shared, step, old).await;
+        return Ok(match apply_update(shared, step, old).await? {
+            Updated::Called => Done::UpdatedUnplanned,
+            other => other.into(),
+        });
     }
     if let Some(from) = &step.renamed_from {
         shared.record(JournalEntry::Renamed { from: from.clone(), to: step.urn.clone() }, false).await?;
@@ -124,9 +152,9 @@ async fn same(shared: &Shared, step: &Step) -> Result<bool, String> {
     if step.renamed_from.is_some() || !step.state_only_changes.is_empty() {
         let r = declared(shared, step, old);
         shared.record(JournalEntry::Done { kind: PendingKind::Update, resource: r }, false).await?;
-        return Ok(true);
+        return Ok(Done::Changed);
     }
-    Ok(false)
+    Ok(Done::Unchanged)
 }
 
 fn fresh_record(shared: &Shared, step: &Step, inputs: Value, generation: u64) -> ResourceState {
@@ -151,14 +179,14 @@ fn fresh_record(shared: &Shared, step: &Step, inputs: Value, generation: u64) ->
     declared(shared, step, &base)
 }
 
-async fn create(shared: &Shared, step: &Step, generation: u64, replacing: Option<&ResourceState>) -> Result<bool, String> {
+async fn create(shared: &Shared, step: &Step, generation: u64, replacing: Option<&ResourceState>) -> Result<Done, String> {
     if !step.custom {
         let r = fresh_record(shared, step, Value::Object(Default::default()), 0);
         shared.record(JournalEntry::Done { kind: PendingKind::Create, resource: r }, false).await?;
         if let Ok(mut known) = shared.known.lock() {
             known.insert(step.urn.clone(), None, Value::Object(Default::default()));
         }
-        return Ok(true);
+        return Ok(Done::Changed);
     }
     let inputs = final_inputs(shared, step, generation, None).await?;
     let provider = shared.providers.for_type(&step.ty).map_err(|e| e.to_string())?;
@@ -179,7 +207,7 @@ async fn create(shared: &Shared, step: &Step, generation: u64, replacing: Option
             if let Ok(mut known) = shared.known.lock() {
                 known.insert(step.urn.clone(), Some(created.id), created.outputs);
             }
-            Ok(true)
+            Ok(Done::Changed)
         }
         Err(e) => {
             if let Some(partial) = &e.partial {
@@ -204,12 +232,12 @@ async fn create(shared: &Shared, step: &Step, generation: u64, replacing: Option
     }
 }
 
-async fn update(shared: &Shared, step: &Step) -> Result<bool, String> {
+async fn update(shared: &Shared, step: &Step) -> Result<Done, String> {
     let old = step.old.as_ref().ok_or("an update has no recorded resource")?;
-    apply_update(shared, step, old).await
+    apply_update(shared, step, old).await.map(Done::from)
 }
 
-async fn apply_update(shared: &Shared, step: &Step, old: &ResourceState) -> Result<bool, String> {
+async fn apply_update(shared: &Shared, step: &Step, old: &ResourceState) -> Result<Updated, String> {
     let inputs = final_inputs(shared, step, old.generation, Some(old)).await?;
     let provider = shared.providers.for_type(&step.ty).map_err(|e| e.to_string())?;
     let id = old.id.clone().unwrap_or_default();
@@ -233,7 +261,7 @@ async fn apply_update(shared: &Shared, step: &Step, old: &ResourceState) -> Resu
         if metadata_changed {
             shared.record(JournalEntry::Done { kind: PendingKind::Update, resource: record }, false).await?;
         }
-        return Ok(metadata_changed);
+        return Ok(if metadata_changed { Updated::StateOnly } else { Updated::Nothing });
     }
     record.inputs = inputs;
     record.updated_at = now_rfc3339();
@@ -247,7 +275,7 @@ async fn apply_update(shared: &Shared, step: &Step, old: &ResourceState) -> Resu
             if let Ok(mut known) = shared.known.lock() {
                 known.insert(step.urn.clone(), old.id.clone(), outputs);
             }
-            Ok(true)
+            Ok(Updated::Called)
         }
         Err(e) => {
             let keep_pending = e.kind == ErrorKind::Timeout;
@@ -262,7 +290,7 @@ async fn apply_update(shared: &Shared, step: &Step, old: &ResourceState) -> Resu
     }
 }
 
-async fn import(shared: &Shared, step: &Step) -> Result<bool, String> {
+async fn import(shared: &Shared, step: &Step) -> Result<Done, String> {
     let observed = step.old.as_ref().ok_or("an import has no observed resource")?;
     let now = now_rfc3339();
     let mut record = declared(shared, step, observed);
@@ -275,14 +303,14 @@ async fn import(shared: &Shared, step: &Step) -> Result<bool, String> {
     if !step.diffs.is_empty() {
         apply_update(shared, step, &record).await?;
     }
-    Ok(true)
+    Ok(Done::Changed)
 }
 
-async fn delete(shared: &Shared, step: &Step, old: &ResourceState, from_replaced: bool) -> Result<bool, String> {
+async fn delete(shared: &Shared, step: &Step, old: &ResourceState, from_replaced: bool) -> Result<Done, String> {
     let removed = JournalEntry::Removed { kind: PendingKind::Delete, urn: old.urn.clone(), id: old.id.clone(), from_replaced };
     if !old.custom || step.retain || old.id.is_none() {
         shared.record(removed, false).await?;
-        return Ok(true);
+        return Ok(Done::Changed);
     }
     let provider = shared.providers.for_type(&old.ty).map_err(|e| e.to_string())?;
     shared.record(JournalEntry::Begin { kind: PendingKind::Delete, resource: old.clone(), started_at: now_rfc3339() }, true).await?;
@@ -292,12 +320,12 @@ async fn delete(shared: &Shared, step: &Step, old: &ResourceState, from_replaced
     match within(timeout, "delete", provider.delete(ctx(shared, step, timeout), id, &old.inputs, &old.outputs)).await {
         Ok(()) => {
             shared.record(removed, false).await?;
-            Ok(true)
+            Ok(Done::Changed)
         }
         Err(e) if e.kind == ErrorKind::NotFound => {
             // Already gone: the goal is met.
             shared.record(removed, false).await?;
-            Ok(true)
+            Ok(Done::Changed)
         }
         Err(e) => {
             let keep_pending = e.kind == ErrorKind::Timeout;

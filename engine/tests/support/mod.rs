@@ -42,6 +42,10 @@ pub struct ThingOutputs {
     pub name: String,
     pub arn: String,
     pub upper: String,
+    /// The value's length: derived from `value`, deliberately not declared as changing on
+    /// update (to test the engine's safety net).
+    #[serde(default)]
+    pub len: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret<String>>,
 }
@@ -129,6 +133,7 @@ fn outputs_of(o: &Object) -> ThingOutputs {
         name: o.name.clone(),
         arn: format!("arn:mem:{}", o.id),
         upper: o.value.to_uppercase(),
+        len: o.value.len(),
         token: Some(Secret::new(format!("token-{}", o.id))),
     }
 }

@@ -87,14 +87,22 @@ fn main() {
         eprintln!("{} not found: build it first (cargo build --release -p berth-testkit)", bin.display());
         std::process::exit(1);
     }
-    let sizes: Vec<usize> = std::env::args().nth(1).map(|s| s.split(',').filter_map(|n| n.parse().ok()).collect()).unwrap_or_else(|| vec![100, 1_000, 10_000]);
+    let sizes: Vec<usize> =
+        std::env::args().nth(1).map(|s| s.split(',').filter_map(|n| n.parse().ok()).collect()).unwrap_or_else(|| vec![100, 1_000, 10_000]);
     let latency_ms: u64 = std::env::var("BENCH_LATENCY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let parallel = "512";
 
-    println!("berth benchmarks ({} build, {} cores)", if cfg!(debug_assertions) { "debug" } else { "release" }, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "berth benchmarks ({} build, {} cores)",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
     println!();
     println!("Preview without refresh (median of 3 runs; peak RSS of the berth process)");
-    println!("{:>9}  {:>12}  {:>10}  {:>14}  {:>10}  {:>11}  {:>13}", "resources", "no changes", "peak RSS", "all changed", "peak RSS", "state file", "no-op up calls");
+    println!(
+        "{:>9}  {:>12}  {:>10}  {:>14}  {:>10}  {:>11}  {:>13}",
+        "resources", "no changes", "peak RSS", "all changed", "peak RSS", "state file", "no-op up calls"
+    );
     for &n in &sizes {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path();
@@ -136,7 +144,10 @@ fn main() {
 
     println!();
     println!("up with {latency_ms} ms simulated latency per provider call (a create waits twice), --parallel {parallel}");
-    println!("{:>9}  {:>14}  {:>16}  {:>12}  {:>12}  {:>7}", "resources", "critical path", "critical time", "apply wall", "process wall", "ratio");
+    println!(
+        "{:>9}  {:>14}  {:>16}  {:>12}  {:>12}  {:>7}",
+        "resources", "critical path", "critical time", "apply wall", "process wall", "ratio"
+    );
     for &n in &sizes {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path();
