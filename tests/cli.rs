@@ -289,3 +289,61 @@ fn help_is_the_manual() {
     let preview = p.run(&["stack", "preview", "--help"]).stdout();
     assert!(preview.contains("--detailed-exitcode"));
 }
+
+#[test]
+fn refresh_records_drift_and_target_limits_up() {
+    let p = Project::new();
+    p.run(&["stack", "up", "site", "--yes"]).assert_code(0);
+    let config = p.path().join(".demo/site/lms.env.yml");
+    std::fs::write(&config, "edited by hand\n").unwrap();
+    // Preview with --refresh sees the edit and plans to restore the file.
+    let preview = p.run(&["stack", "preview", "site", "--refresh", "--json"]).json();
+    assert_eq!(preview["drift"][0]["urn"].as_str().unwrap().rsplit("::").next(), Some("lms-config"));
+    assert_eq!(preview["drift"][0]["diffs"][0]["path"], "content");
+    assert_eq!(preview["summary"]["update"], 1);
+    // `stack refresh` records the live value; without --yes and a terminal it refuses.
+    p.run(&["stack", "refresh", "site"]).assert_code(1);
+    let refreshed = p.run(&["stack", "refresh", "site", "--yes", "--detailed-exitcode"]);
+    refreshed.assert_code(2);
+    assert!(refreshed.stdout().contains("Changed outside berth") && refreshed.stdout().contains("content"), "{}", refreshed.stdout());
+    p.run(&["stack", "refresh", "site", "--yes", "--detailed-exitcode"]).assert_code(0);
+    let show = p.run(&["state", "show", "site", "lms-config"]);
+    assert!(show.stdout().contains("edited by hand"), "state now holds the live content: {}", show.stdout());
+    // A targeted up restores only that file.
+    let up = p.run(&["stack", "up", "site", "--yes", "--json", "--target", "lms-config", "--config", "replicas=5"]).json();
+    let ops: Vec<(String, String)> = up["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_string(), s["op"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(ops.contains(&("lms-config".to_string(), "update".to_string())), "{ops:?}");
+    assert!(ops.iter().filter(|(n, _)| n != "lms-config").all(|(_, op)| op == "same"), "{ops:?}");
+    assert!(std::fs::read_to_string(&config).unwrap().contains("UWSGI_WORKERS: 5"));
+    let bad = p.run(&["stack", "preview", "site", "--target", "nope"]);
+    bad.assert_code(1);
+    assert!(bad.stderr().contains("--target `nope`: no resource has that URN or name"), "{}", bad.stderr());
+}
+
+#[test]
+fn a_terminal_gets_a_live_progress_display() {
+    // `script` gives berth a pseudo-terminal, as an operator's shell would.
+    if Command::new("script").arg("--version").output().is_err() {
+        panic!("util-linux `script` is needed for this test");
+    }
+    let p = Project::new();
+    let command = format!("{BIN} stack up site --yes");
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(p.path())
+        .env("BERTH_PASSPHRASE", PASSPHRASE)
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\r\x1b[2K"), "the status line is redrawn in place: {text:?}");
+    assert!(text.contains("\x1b[32m"), "colour on a terminal");
+    assert!(text.contains("created"), "{text}");
+}

@@ -173,3 +173,36 @@ fn a_second_concurrent_up_fails_fast_naming_the_lock_owner() {
     assert!(!lock.exists(), "the lock is released when the first up finishes");
     assert_converged(dir, 20, "v1");
 }
+
+#[test]
+fn ctrl_c_finishes_in_flight_calls_saves_state_and_exits_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    project(dir, 20, "v1", 150);
+    let child =
+        berth(dir, &["stack", "up", "kill", "--yes", "--parallel", "2"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Wait until the apply is under way (the journal exists), then interrupt once.
+    let start = Instant::now();
+    while !dir.join("state/kill.journal").exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("Interrupt: finishing"), "{stdout}");
+    assert!(stdout.contains("Interrupted: in-flight operations finished and state was saved"), "{stdout}");
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state/kill.json")).unwrap()).unwrap();
+    assert_eq!(state["last_update"]["result"], "interrupted");
+    assert!(state["pending_operations"].as_array().unwrap().is_empty(), "in-flight calls finished before saving");
+    assert!(!dir.join("state/kill.journal").exists());
+    let created = CloudDir::new(dir.join(".cloud")).list().len();
+    let recorded = state["resources"].as_array().unwrap().iter().filter(|r| r["type"] == "test:index:Node").count();
+    assert_eq!(created, recorded, "every object made before the interrupt is in state");
+    assert!(created > 0 && created < 20, "interrupted mid-way ({created} created)");
+    let finish = run(dir, &["stack", "up", "kill", "--yes"]);
+    assert!(finish.status.success());
+    assert_converged(dir, 20, "v1");
+}
