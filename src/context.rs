@@ -44,15 +44,18 @@ impl<'a> Context<'a> {
         Ok(Context { app, project, printer })
     }
 
-    /// The keyring for a stack: `BERTH_PASSPHRASE`, reusing the stack file's salt.
+    /// The keyring for a stack: its secrets provider (the passphrase, `BERTH_PASSPHRASE`,
+    /// reusing the stack file's salt, unless `secrets:` names another).
     pub fn keyring(&self, settings: Option<&StackSettings>) -> Keyring {
-        Keyring::from_env().prefer(settings.and_then(|s| s.encryption.clone()))
+        Keyring::from_env()
+            .prefer(settings.and_then(|s| s.encryption.clone()))
+            .with_secrets(settings.and_then(|s| s.secrets.as_deref()), self.app.secrets.clone())
     }
 
     /// The stack's settings with overrides, secrets decrypted (and registered for scrubbing).
     pub fn settings(&self, stack: &str, overrides: &[(String, String)]) -> Result<StackSettings, CliError> {
         validate_stack_name(stack)?;
-        let settings = self.project.load_stack(stack, overrides, &Keyring::from_env())?;
+        let settings = self.project.load_stack(stack, overrides, &Keyring::from_env().with_secrets(None, self.app.secrets.clone()))?;
         register_secrets(settings.secret_strings());
         Ok(settings)
     }
@@ -78,9 +81,20 @@ impl<'a> Context<'a> {
                 let path = if path.is_relative() { self.project.root.join(path) } else { path };
                 Ok(Arc::new(LocalBackend::new(path)))
             }
-            Some(other) => {
-                Err(CliError::new(format!("{}: backend `{other}` is not supported by this build", self.project.display(&settings.file)))
-                    .help("use `local` (state/ in the project) or file:///path"))
+            Some(url) => {
+                let scheme = url.split("://").next().unwrap_or_default();
+                match self.app.backends.iter().find(|f| f.scheme() == scheme) {
+                    Some(factory) => Ok(factory.open(url, settings, &self.project.root)?),
+                    None => {
+                        let mut known = vec!["local".to_string(), "file://".to_string()];
+                        known.extend(self.app.backends.iter().map(|f| format!("{}://", f.scheme())));
+                        Err(CliError::new(format!(
+                            "{}: backend `{url}` is not supported by this build",
+                            self.project.display(&settings.file)
+                        ))
+                        .help(format!("backends: {}", known.join(", "))))
+                    }
+                }
             }
         }
     }
@@ -89,12 +103,17 @@ impl<'a> Context<'a> {
     pub fn engine(&self, settings: &StackSettings) -> Result<Engine, CliError> {
         match settings.secrets.as_deref() {
             None | Some("passphrase") => {}
-            Some(other) => {
-                return Err(CliError::new(format!(
-                    "{}: secrets provider `{other}` is not supported by this build",
-                    self.project.display(&settings.file)
-                ))
-                .help("use `passphrase` (BERTH_PASSPHRASE)"));
+            Some(url) => {
+                let scheme = url.split("://").next().unwrap_or_default();
+                if !self.app.secrets.iter().any(|p| p.scheme() == scheme) {
+                    let mut known = vec!["passphrase".to_string()];
+                    known.extend(self.app.secrets.iter().map(|p| format!("{}://", p.scheme())));
+                    return Err(CliError::new(format!(
+                        "{}: secrets provider `{url}` is not supported by this build",
+                        self.project.display(&settings.file)
+                    ))
+                    .help(format!("secrets providers: {}", known.join(", "))));
+                }
             }
         }
         let providers = Providers::from_plugins(&self.app.plugins, |package| ProviderSettings {

@@ -22,7 +22,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use berth_engine::Program;
+use berth_engine::crypto::SecretsProvider;
 use berth_engine::registry::ProviderPlugin;
+use berth_engine::state::BackendFactory;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, ConfigCommand, StackCommand, StateCommand};
@@ -37,6 +39,8 @@ pub use error::{EXIT_CHANGES, EXIT_INTERRUPTED};
 pub struct App {
     programs: BTreeMap<String, Arc<dyn Program>>,
     plugins: Vec<Arc<dyn ProviderPlugin>>,
+    backends: Vec<Arc<dyn BackendFactory>>,
+    secrets: Vec<Arc<dyn SecretsProvider>>,
 }
 
 impl App {
@@ -58,6 +62,18 @@ impl App {
 
     pub fn plugins(mut self, plugins: impl IntoIterator<Item = Arc<dyn ProviderPlugin>>) -> App {
         self.plugins.extend(plugins);
+        self
+    }
+
+    /// Adds a state backend for `backend: <scheme>://...` (the local directory needs none).
+    pub fn backend(mut self, factory: Arc<dyn BackendFactory>) -> App {
+        self.backends.push(factory);
+        self
+    }
+
+    /// Adds a secrets provider for `secrets: <scheme>://...` (the passphrase needs none).
+    pub fn secrets_provider(mut self, provider: Arc<dyn SecretsProvider>) -> App {
+        self.secrets.push(provider);
         self
     }
 

@@ -41,6 +41,20 @@ pub trait Cipher: Send + Sync {
     fn info(&self) -> SecretsInfo;
 }
 
+/// A way to protect secrets other than a passphrase (AWS KMS, say), selected by a stack file's
+/// `secrets: <scheme>://...`. Called from synchronous code: an implementation that must call an
+/// API may block (berth runs a multi-threaded runtime; use `tokio::task::block_in_place`).
+pub trait SecretsProvider: Send + Sync {
+    /// The URL scheme it serves, e.g. `awskms`.
+    fn scheme(&self) -> &str;
+    /// A new key for `url` (e.g. `awskms://alias/berth`). Its [`Cipher::info`] is recorded
+    /// beside the ciphertexts: `provider` the URL, `salt` whatever reopens the key (a wrapped
+    /// data key), `check` a value proving it.
+    fn create(&self, url: &str) -> Result<Arc<dyn Cipher>, CryptoError>;
+    /// The key `info` describes.
+    fn open(&self, info: &SecretsInfo) -> Result<Arc<dyn Cipher>, CryptoError>;
+}
+
 /// How the secrets of a state file or stack file were encrypted.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SecretsInfo {
@@ -178,6 +192,9 @@ impl Cipher for Crypter {
 pub struct Keyring {
     passphrase: Option<String>,
     preferred: Option<SecretsInfo>,
+    /// The stack's `secrets:` setting when it is not the passphrase.
+    secrets_url: Option<String>,
+    providers: Vec<Arc<dyn SecretsProvider>>,
     opened: Mutex<HashMap<String, Arc<dyn Cipher>>>,
 }
 
@@ -188,7 +205,7 @@ impl Keyring {
     }
 
     pub fn new(passphrase: Option<String>) -> Keyring {
-        Keyring { passphrase, preferred: None, opened: Mutex::new(HashMap::new()) }
+        Keyring { passphrase, preferred: None, secrets_url: None, providers: Vec::new(), opened: Mutex::new(HashMap::new()) }
     }
 
     /// New keys reuse this salt (the stack file's), so one passphrase derivation serves both
@@ -196,6 +213,30 @@ impl Keyring {
     pub fn prefer(mut self, info: Option<SecretsInfo>) -> Keyring {
         self.preferred = info;
         self
+    }
+
+    /// Uses `url` (a stack's `secrets:` setting, e.g. `awskms://alias/berth`) for new keys,
+    /// and `providers` to open keys that are not passphrase keys. `None` or `passphrase`
+    /// keeps the passphrase.
+    pub fn with_secrets(mut self, url: Option<&str>, providers: Vec<Arc<dyn SecretsProvider>>) -> Keyring {
+        self.secrets_url = url.filter(|u| *u != "passphrase").map(str::to_string);
+        self.providers = providers;
+        self
+    }
+
+    fn provider_for(&self, url: &str, what: &str) -> Result<&Arc<dyn SecretsProvider>, CryptoError> {
+        let scheme = url.split("://").next().unwrap_or_default();
+        self.providers
+            .iter()
+            .find(|p| p.scheme() == scheme)
+            .ok_or_else(|| CryptoError::Malformed(format!("{what} uses the secrets provider `{url}`, which this build does not support")))
+    }
+
+    fn remember(&self, cipher: Arc<dyn Cipher>) -> Arc<dyn Cipher> {
+        if let Ok(mut opened) = self.opened.lock() {
+            opened.insert(cipher.info().salt, cipher.clone());
+        }
+        cipher
     }
 
     pub fn has_passphrase(&self) -> bool {
@@ -208,16 +249,14 @@ impl Keyring {
 
     /// The key `info` describes. `what` names the protected thing in errors.
     pub fn open(&self, info: &SecretsInfo, what: &str) -> Result<Arc<dyn Cipher>, CryptoError> {
-        if info.provider != "passphrase" {
-            return Err(CryptoError::Malformed(format!(
-                "{what} uses the secrets provider `{}`, which this build does not support",
-                info.provider
-            )));
-        }
         if let Ok(opened) = self.opened.lock()
             && let Some(cipher) = opened.get(&info.salt)
         {
             return Ok(cipher.clone());
+        }
+        if info.provider != "passphrase" {
+            let cipher = self.provider_for(&info.provider, what)?.open(info)?;
+            return Ok(self.remember(cipher));
         }
         let cipher: Arc<dyn Cipher> = Arc::new(Crypter::open(self.passphrase(what)?, info, what)?);
         if let Ok(mut opened) = self.opened.lock() {
@@ -228,6 +267,10 @@ impl Keyring {
 
     /// A key for something that has none yet: the preferred one if set, else a fresh salt.
     pub fn create(&self, what: &str) -> Result<Arc<dyn Cipher>, CryptoError> {
+        if let Some(url) = &self.secrets_url {
+            let cipher = self.provider_for(url, what)?.create(url)?;
+            return Ok(self.remember(cipher));
+        }
         if let Some(info) = &self.preferred {
             return self.open(info, what);
         }

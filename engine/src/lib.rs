@@ -35,7 +35,7 @@ pub use diff::{DiffKind, FieldDiff, default_diff, diff_values};
 pub use graph::{DesiredGraph, GraphError};
 pub use output::{Input, Output};
 pub use plan::{Op, Plan, PlanError, PlanOptions, Step, plan};
-pub use program::{ComponentHandle, Program, ProgramResult, ResourceHandle, Stack};
+pub use program::{ComponentHandle, DynamicHandle, Program, ProgramResult, ResourceHandle, Stack};
 pub use provider::{CallContext, CheckFailure, Created, DiffResponse, ErrorKind, Observed, Provider, ProviderError};
 pub use registry::Providers;
 pub use resource::{Alias, CustomTimeouts, DependsOn, Options, Resource};

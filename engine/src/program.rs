@@ -144,6 +144,36 @@ impl<R> From<&ResourceHandle<R>> for crate::resource::DependsOn {
     }
 }
 
+/// A registered resource of a type known only at run time.
+#[derive(Clone, Debug)]
+pub struct DynamicHandle {
+    urn: Urn,
+}
+
+impl DynamicHandle {
+    pub fn urn(&self) -> &Urn {
+        &self.urn
+    }
+
+    pub fn id(&self) -> Output<String> {
+        Output::reference(self.urn.clone(), OutputField::Id)
+    }
+
+    /// An output field or nested path (`"status.loadBalancer"`).
+    pub fn output<T>(&self, field: &str) -> Output<T> {
+        match Path::parse(field) {
+            Ok(path) => Output::reference(self.urn.clone(), OutputField::Field(path)),
+            Err(e) => Output::invalid(format!("{}: bad output path `{field}`: {e}", self.urn)),
+        }
+    }
+}
+
+impl From<&DynamicHandle> for crate::resource::DependsOn {
+    fn from(handle: &DynamicHandle) -> Self {
+        crate::resource::DependsOn(handle.urn.clone())
+    }
+}
+
 /// A registered component.
 #[derive(Clone, Debug)]
 pub struct ComponentHandle {
@@ -317,8 +347,28 @@ impl Stack {
 
     /// Registers a resource named `name` (unique under its parent and type) with typed inputs.
     pub fn register<R: Resource>(&mut self, name: &str, inputs: R, options: Options) -> Result<ResourceHandle<R>, RegistrationError> {
-        let urn = self.urn_for(R::TYPE, name)?;
-        let template = Template::capture(&inputs).map_err(|e| RegistrationError::Inputs { urn: urn.clone(), message: e.to_string() })?;
+        let urn = self.register_raw(R::TYPE, name, &inputs, options)?;
+        Ok(ResourceHandle { urn, _type: PhantomData })
+    }
+
+    /// Registers a resource whose type is known only at run time, such as a custom resource
+    /// found through discovery (`kubernetes:keda.sh/v1alpha1:ScaledObject`). Its provider
+    /// must [`support`](crate::Provider::supports) the token; its outputs are not checked against
+    /// a struct.
+    pub fn register_dynamic<I: Serialize>(
+        &mut self,
+        ty: &str,
+        name: &str,
+        inputs: &I,
+        options: Options,
+    ) -> Result<DynamicHandle, RegistrationError> {
+        let urn = self.register_raw(ty, name, inputs, options)?;
+        Ok(DynamicHandle { urn })
+    }
+
+    fn register_raw<I: Serialize>(&mut self, ty: &str, name: &str, inputs: &I, options: Options) -> Result<Urn, RegistrationError> {
+        let urn = self.urn_for(ty, name)?;
+        let template = Template::capture(inputs).map_err(|e| RegistrationError::Inputs { urn: urn.clone(), message: e.to_string() })?;
         let mut dependencies = template.dependencies();
         dependencies.extend(options.depends_on.iter().map(|d| d.0.clone()));
         let desired = DesiredResource {
@@ -326,7 +376,7 @@ impl Stack {
             replace_on_changes: Self::parse_paths(&urn, "replace_on_changes", &options.replace_on_changes)?,
             aliases: self.alias_urns(&urn, &options.aliases)?,
             urn: urn.clone(),
-            ty: R::TYPE.to_string(),
+            ty: ty.to_string(),
             name: name.to_string(),
             custom: true,
             parent: self.parent().cloned(),
@@ -335,7 +385,7 @@ impl Stack {
             dependencies,
         };
         self.add(desired)?;
-        Ok(ResourceHandle { urn, _type: PhantomData })
+        Ok(urn)
     }
 
     /// Registers a component of type `ty` named `name` and runs `build` to register its children

@@ -104,6 +104,8 @@ impl ProviderSettings {
     /// The section as `T` (missing section: `T::default()`); errors name file, line and key.
     pub fn parse<T: serde::de::DeserializeOwned + Default>(&self, package: &str) -> Result<T, crate::config::ConfigError> {
         match &self.node {
+            // `aws:` with nothing after it: no settings.
+            Some(node) if node.kind == crate::config::NodeKind::Null => Ok(T::default()),
             Some(node) => crate::config::from_node(node, &format!("providers.{package}")).map(|(value, _)| value),
             None => Ok(T::default()),
         }

@@ -33,3 +33,17 @@ pub trait Backend: Send + Sync {
     /// Stacks with state.
     async fn list_stacks(&self) -> Result<Vec<String>, StateError>;
 }
+
+/// Opens a state backend from a stack file's `backend: <scheme>://...` (the local directory
+/// backend needs none; S3 registers one for `s3`).
+pub trait BackendFactory: Send + Sync {
+    /// The URL scheme it serves, e.g. `s3`.
+    fn scheme(&self) -> &str;
+    /// The backend for `url`. Must not call any API (that happens on first use).
+    fn open(
+        &self,
+        url: &str,
+        stack: &crate::project::StackSettings,
+        project_root: &std::path::Path,
+    ) -> Result<std::sync::Arc<dyn Backend>, crate::config::ConfigError>;
+}

@@ -20,7 +20,7 @@ use crate::resource::CustomTimeouts;
 use crate::urn::Urn;
 use crate::value::Value;
 
-pub use backend::Backend;
+pub use backend::{Backend, BackendFactory};
 pub use codec::{StateCodec, StateError};
 pub use journal::{Journal, JournalEntry};
 pub use local::LocalBackend;
