@@ -36,7 +36,7 @@ pub use graph::{DesiredGraph, GraphError};
 pub use output::{Input, Output};
 pub use plan::{Op, Plan, PlanError, PlanOptions, Step, plan};
 pub use program::{ComponentHandle, DynamicHandle, Program, ProgramResult, ResourceHandle, Stack};
-pub use provider::{CallContext, CheckFailure, Created, DiffResponse, ErrorKind, Observed, Provider, ProviderError};
+pub use provider::{CallContext, CheckFailure, Checked, Created, DiffResponse, ErrorKind, Observed, Provider, ProviderError};
 pub use registry::Providers;
 pub use resource::{Alias, CustomTimeouts, DependsOn, Options, Resource};
 pub use secret::Secret;

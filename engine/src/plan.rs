@@ -95,6 +95,8 @@ pub struct Step {
     pub state_only_changes: Vec<String>,
     /// For updates: outputs the provider says the update changes (unknown until applied).
     pub unknown_outputs: Vec<Path>,
+    /// What the provider wants the reader of the plan to know.
+    pub notes: Vec<String>,
 }
 
 impl Step {
@@ -284,6 +286,7 @@ fn blank_step(op: Op, urn: Urn, ty: String, custom: bool, parent: Option<Urn>) -
         reason: None,
         state_only_changes: Vec::new(),
         unknown_outputs: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
@@ -514,7 +517,8 @@ async fn plan_desired(
             })
         }
     };
-    let checked = check(generation).await?;
+    let crate::provider::Checked { inputs: checked, notes } = check(generation).await?;
+    step.notes = notes;
 
     let Some(old) = old else {
         if let Some(id) = &d.options.import {
@@ -564,7 +568,7 @@ async fn plan_desired(
         }
         // A replacement gets a new generation, so automatic names differ from the old ones;
         // asked again with those, the provider can tell whether old and new can coexist.
-        let renewed = check(generation + 1).await?;
+        let renewed = check(generation + 1).await?.inputs;
         if !old.tainted {
             let response = provider
                 .diff(ctx, &id, &old.inputs, &old.outputs, &renewed)

@@ -121,6 +121,20 @@ impl fmt::Display for ProviderError {
 
 impl std::error::Error for ProviderError {}
 
+/// Result of a check: normalized inputs, and notes for the plan (an API version the cluster
+/// lacks, so an older equivalent will be used; a deprecated setting).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checked {
+    pub inputs: Value,
+    pub notes: Vec<String>,
+}
+
+impl From<Value> for Checked {
+    fn from(inputs: Value) -> Self {
+        Checked { inputs, notes: Vec::new() }
+    }
+}
+
 /// Result of a create: the provider's id and the outputs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Created {
@@ -178,7 +192,7 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Validates inputs before any API call and returns them normalized (defaults filled in,
     /// automatic names chosen from `seed`).
-    async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Value, Vec<CheckFailure>>;
+    async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Checked, Vec<CheckFailure>>;
 
     /// Compares recorded inputs with desired ones (which may hold unknowns).
     async fn diff(

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::diff::default_diff;
-use crate::provider::{CallContext, CheckFailure, Created, DiffResponse, Observed, Provider, ProviderError};
+use crate::provider::{CallContext, CheckFailure, Checked, Created, DiffResponse, Observed, Provider, ProviderError};
 use crate::resource::Resource;
 use crate::value::{Path, Value};
 
@@ -51,6 +51,13 @@ pub trait ResourceProvider: Send + Sync + 'static {
     /// survive updates). Used by the default [`diff`](Self::diff).
     fn outputs_changed_by(&self, changes: &[crate::diff::FieldDiff]) -> Vec<Path> {
         let _ = changes;
+        Vec::new()
+    }
+
+    /// Notes to show beside the resource in the plan, given its checked inputs (an API version
+    /// the cluster lacks, a deprecated setting). Default: none.
+    fn plan_notes(&self, ctx: CallContext<'_>, inputs: &Self::Resource) -> Vec<String> {
+        let _ = (ctx, inputs);
         Vec::new()
     }
 
@@ -157,7 +164,7 @@ pub fn copy_secrecy(source: &Value, target: &mut Value) {
 
 #[async_trait]
 trait ErasedResourceProvider: Send + Sync {
-    async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Value, Vec<CheckFailure>>;
+    async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Checked, Vec<CheckFailure>>;
     async fn diff(
         &self,
         ctx: CallContext<'_>,
@@ -194,14 +201,15 @@ fn observed<R: Resource>(o: TypedObserved<R>) -> Result<Observed, ProviderError>
 
 #[async_trait]
 impl<P: ResourceProvider> ErasedResourceProvider for Erased<P> {
-    async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Value, Vec<CheckFailure>> {
+    async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Checked, Vec<CheckFailure>> {
         let typed: P::Resource = decode("inputs", inputs).map_err(|e| vec![CheckFailure::general(e)])?;
         let checked = self.0.check(ctx, typed, seed).await?;
+        let notes = self.0.plan_notes(ctx, &checked);
         let mut value = serde_json::to_value(&checked)
             .map(Value::from_json)
             .map_err(|e| vec![CheckFailure::general(format!("cannot encode inputs: {e}"))])?;
         copy_secrecy(inputs, &mut value);
-        Ok(value)
+        Ok(Checked { inputs: value, notes })
     }
 
     async fn diff(
@@ -309,7 +317,7 @@ impl Provider for Package {
         self.types.contains_key(ty)
     }
 
-    async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Value, Vec<CheckFailure>> {
+    async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Checked, Vec<CheckFailure>> {
         self.get(ctx.ty).map_err(|e| vec![CheckFailure::general(e.message)])?.check(ctx, inputs, seed).await
     }
 

@@ -631,3 +631,17 @@ async fn an_output_the_provider_did_not_predict_still_reaches_its_readers() {
     assert!(h.cloud.objects().iter().any(|o| o.value == "len-6"));
     assert!(h.preview(&program("abcdef")).await.unwrap().steps.iter().all(|s| s.op == Op::Same));
 }
+
+#[tokio::test]
+async fn provider_notes_reach_the_plan() {
+    let h = Harness::new();
+    let program = |s: &mut Stack| -> ProgramResult {
+        s.register("a", Thing { zone: Some("legacy".into()), value: "v".into(), ..Thing::default() }, Options::new())?;
+        Ok(())
+    };
+    let plan = h.preview(&program).await.unwrap();
+    assert_eq!(plan.steps[0].notes, vec!["zone `legacy` is deprecated; using its successor".to_string()]);
+    let text = berth_engine::render::plan_text(&plan, Default::default());
+    assert!(text.contains("zone `legacy` is deprecated"), "{text}");
+    assert_eq!(berth_engine::render::plan_json(&plan)["steps"][0]["notes"][0], "zone `legacy` is deprecated; using its successor");
+}

@@ -35,6 +35,7 @@ fn step_json(step: &Step) -> Json {
         "retain": step.retain,
         "reason": step.reason,
         "state_only_changes": step.state_only_changes,
+        "notes": step.notes,
     })
 }
 

@@ -87,6 +87,7 @@ fn step_info(step: &Step) -> String {
     {
         info.push(reason.clone());
     }
+    info.extend(step.notes.iter().cloned());
     if !step.state_only_changes.is_empty() && step.op == Op::Same {
         info.push(format!("state only: {}", step.state_only_changes.join(", ")));
     }
