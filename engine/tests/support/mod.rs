@@ -177,6 +177,10 @@ impl ResourceProvider for ThingProvider {
         Ok(inputs)
     }
 
+    fn plan_notes(&self, _ctx: CallContext<'_>, inputs: &Thing) -> Vec<String> {
+        if inputs.zone.as_deref() == Some("legacy") { vec!["zone `legacy` is deprecated; using its successor".into()] } else { Vec::new() }
+    }
+
     async fn diff(
         &self,
         _ctx: CallContext<'_>,

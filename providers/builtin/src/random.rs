@@ -606,12 +606,12 @@ mod tests {
         let checked =
             pkg.check(ctx(&u, Password::TYPE), &berth_engine::Value::from_json(serde_json::json!({"length": 12})), &[0; 32]).await.unwrap();
         assert_eq!(
-            checked.to_json_revealed(),
+            checked.inputs.to_json_revealed(),
             serde_json::json!({"length": 12, "special": true, "numeric": true, "upper": true, "lower": true})
         );
         let u = urn(Id::TYPE);
         let checked = pkg.check(ctx(&u, Id::TYPE), &berth_engine::Value::from_json(serde_json::json!({})), &[0; 32]).await.unwrap();
-        assert_eq!(checked.to_json_revealed(), serde_json::json!({"byte_length": 4}));
+        assert_eq!(checked.inputs.to_json_revealed(), serde_json::json!({"byte_length": 4}));
     }
 
     #[tokio::test]
