@@ -189,8 +189,10 @@ impl ResourceProvider for NodeProvider {
         let stored = stored(&ctx, inputs)?;
         let id = new_id();
         self.wait().await;
-        self.cloud.log("create", ctx.urn.as_str(), &id)?;
+        // The object appears atomically; the log line follows it (a kill in between leaves an
+        // object with no line, never a line with no object).
         self.cloud.write(&id, &stored)?;
+        self.cloud.log("create", ctx.urn.as_str(), &id)?;
         self.wait().await;
         Ok(TypedCreated { outputs: NodeOutputs { id: id.clone(), digest: digest(&stored) }, id })
     }
