@@ -1,11 +1,16 @@
 # berth — the README's commands. Build output is cached outside the clone (override with
 # CARGO_TARGET_DIR) so a second run on the same machine is fast; a cold run builds everything.
-CARGO_TARGET_DIR ?= $(HOME)/.cache/berth/target
+BERTH_CACHE ?= $(HOME)/.cache/berth
+export BERTH_CACHE
+CARGO_TARGET_DIR ?= $(BERTH_CACHE)/target
 export CARGO_TARGET_DIR
+# Each testbed/<backend>/up.sh installs (cached in $(BERTH_CACHE)) and starts one backend, if it is
+# not already running, and writes the variables tests need to $(BERTH_CACHE)/testbed/<backend>.env.
+TESTBED_ENV = $(BERTH_CACHE)/testbed/all.env
 CARGO ?= cargo
 BERTH := $(CARGO_TARGET_DIR)/debug/berth
 
-.PHONY: all build test lint fmt demo bench clean-demo help
+.PHONY: all build test lint fmt demo bench clean-demo help testbed testbed-down
 
 all: build
 
@@ -22,8 +27,16 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: lint
-	$(CARGO) test --workspace
+testbed:
+	@mkdir -p $(BERTH_CACHE)/testbed
+	@for up in $$(ls testbed/*/up.sh 2>/dev/null); do echo "==> $$up"; $$up || exit 1; done
+	@cat /dev/null $$(ls $(BERTH_CACHE)/testbed/*.env 2>/dev/null | grep -v '/all.env$$') > $(TESTBED_ENV)
+
+testbed-down:
+	@for down in $$(ls testbed/*/down.sh 2>/dev/null); do $$down; done
+
+test: lint testbed
+	set -a && . $(TESTBED_ENV) && set +a && $(CARGO) test --workspace
 	$(CARGO) run -q -p berth-engine --example quickstart > /dev/null
 
 fmt:

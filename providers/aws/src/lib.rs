@@ -1,0 +1,1 @@
+//! berth's aws provider (being built).

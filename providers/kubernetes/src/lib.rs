@@ -1,0 +1,1 @@
+//! berth's kubernetes provider (being built).

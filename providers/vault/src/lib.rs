@@ -1,0 +1,1 @@
+//! berth's vault provider (being built).
