@@ -85,6 +85,7 @@ impl SecretsInfo {
 #[derive(Clone)]
 pub struct Crypter {
     cipher: Arc<XChaCha20Poly1305>,
+    provider: String,
     salt: String,
     check: String,
 }
@@ -148,7 +149,7 @@ impl Crypter {
         let key = derive_key(passphrase, &salt);
         let cipher = XChaCha20Poly1305::new((&key).into());
         let check = seal(&cipher, CHECK_PLAINTEXT);
-        Crypter { cipher: Arc::new(cipher), salt: format!("{VERSION_PREFIX}{}", B64.encode(salt)), check }
+        Crypter { cipher: Arc::new(cipher), provider: "passphrase".into(), salt: format!("{VERSION_PREFIX}{}", B64.encode(salt)), check }
     }
 
     /// The key recorded in `info`, if `passphrase` is the right one. `what` names the protected
@@ -160,10 +161,33 @@ impl Crypter {
         let cipher = XChaCha20Poly1305::new((&key).into());
         match open(&cipher, &info.check) {
             Ok(text) if text == CHECK_PLAINTEXT => {
-                Ok(Crypter { cipher: Arc::new(cipher), salt: info.salt.clone(), check: info.check.clone() })
+                Ok(Crypter { cipher: Arc::new(cipher), provider: "passphrase".into(), salt: info.salt.clone(), check: info.check.clone() })
             }
             Ok(_) | Err(CryptoError::Tampered) => Err(CryptoError::WrongPassphrase { what: what.to_string() }),
             Err(e) => Err(e),
+        }
+    }
+
+    /// A key from raw key material (a KMS data key). `provider` is the secrets provider's URL
+    /// and `key_reference` what reopens the key (the wrapped data key); both are recorded in the
+    /// key's [`SecretsInfo`], with a fresh check value.
+    pub fn from_key(key: &[u8; 32], provider: &str, key_reference: &str) -> Crypter {
+        let cipher = XChaCha20Poly1305::new(key.into());
+        let check = seal(&cipher, CHECK_PLAINTEXT);
+        Crypter { cipher: Arc::new(cipher), provider: provider.to_string(), salt: key_reference.to_string(), check }
+    }
+
+    /// Reopens a key made by [`Crypter::from_key`], verifying `info.check`.
+    pub fn open_with_key(key: &[u8; 32], info: &SecretsInfo, what: &str) -> Result<Crypter, CryptoError> {
+        let cipher = XChaCha20Poly1305::new(key.into());
+        match open(&cipher, &info.check) {
+            Ok(text) if text == CHECK_PLAINTEXT => Ok(Crypter {
+                cipher: Arc::new(cipher),
+                provider: info.provider.clone(),
+                salt: info.salt.clone(),
+                check: info.check.clone(),
+            }),
+            _ => Err(CryptoError::WrongPassphrase { what: what.to_string() }),
         }
     }
 
@@ -183,7 +207,7 @@ impl Cipher for Crypter {
     }
 
     fn info(&self) -> SecretsInfo {
-        SecretsInfo { provider: "passphrase".into(), salt: self.salt.clone(), check: self.check.clone() }
+        SecretsInfo { provider: self.provider.clone(), salt: self.salt.clone(), check: self.check.clone() }
     }
 }
 
@@ -295,6 +319,17 @@ mod tests {
         let reopened = Crypter::open("correct horse", &c.info(), "test").unwrap();
         assert_eq!(reopened.decrypt(&sealed).unwrap(), b"hunter2");
         assert!(matches!(Crypter::open("wrong", &c.info(), "test"), Err(CryptoError::WrongPassphrase { .. })));
+    }
+
+    #[test]
+    fn raw_keys_round_trip() {
+        let key = [7u8; 32];
+        let c = Crypter::from_key(&key, "awskms://alias/x", "wrapped-key");
+        let sealed = c.encrypt(b"v");
+        assert_eq!(c.info().provider, "awskms://alias/x");
+        let again = Crypter::open_with_key(&key, &c.info(), "t").unwrap();
+        assert_eq!(again.decrypt(&sealed).unwrap(), b"v");
+        assert!(Crypter::open_with_key(&[8u8; 32], &c.info(), "t").is_err());
     }
 
     #[test]
