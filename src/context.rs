@@ -8,7 +8,12 @@ use berth_engine::crypto::Keyring;
 use berth_engine::ops::Engine;
 use berth_engine::project::{Project, StackSettings};
 use berth_engine::registry::{ProviderSettings, Providers};
-use berth_engine::state::{Backend, LocalBackend};
+use std::collections::BTreeMap;
+
+use berth_engine::Value;
+use berth_engine::crypto::SecretsProvider;
+use berth_engine::references::{References, StackReferences};
+use berth_engine::state::{Backend, BackendFactory, LocalBackend, load};
 use berth_engine::{Program, Urn};
 
 use crate::App;
@@ -74,29 +79,16 @@ impl<'a> Context<'a> {
     }
 
     pub fn backend(&self, settings: &StackSettings) -> Result<Arc<dyn Backend>, CliError> {
-        match settings.backend.as_deref() {
-            None | Some("local") => Ok(Arc::new(LocalBackend::new(self.project.state_dir()))),
-            Some(url) if url.starts_with("file://") => {
-                let path = PathBuf::from(&url["file://".len()..]);
-                let path = if path.is_relative() { self.project.root.join(path) } else { path };
-                Ok(Arc::new(LocalBackend::new(path)))
-            }
-            Some(url) => {
-                let scheme = url.split("://").next().unwrap_or_default();
-                match self.app.backends.iter().find(|f| f.scheme() == scheme) {
-                    Some(factory) => Ok(factory.open(url, settings, &self.project.root)?),
-                    None => {
-                        let mut known = vec!["local".to_string(), "file://".to_string()];
-                        known.extend(self.app.backends.iter().map(|f| format!("{}://", f.scheme())));
-                        Err(CliError::new(format!(
-                            "{}: backend `{url}` is not supported by this build",
-                            self.project.display(&settings.file)
-                        ))
-                        .help(format!("backends: {}", known.join(", "))))
-                    }
-                }
-            }
-        }
+        backend_for(&self.project, &self.app.backends, settings)
+    }
+
+    /// Reads other stacks' outputs for `Stack::reference`, each through its own backend.
+    pub fn references(&self) -> References {
+        References::new(Arc::new(ProjectReferences {
+            project: self.project.clone(),
+            backends: self.app.backends.clone(),
+            secrets: self.app.secrets.clone(),
+        }))
     }
 
     /// The engine for a stack.
@@ -162,5 +154,53 @@ pub fn find_resource<'u>(what: &str, urns: impl Iterator<Item = &'u Urn>) -> Res
         0 => Err(CliError::new(format!("no resource `{what}` in state")).help("list them with `berth state list <stack>`")),
         _ => Err(CliError::new(format!("`{what}` matches {} resources", by_name.len()))
             .help(format!("pass a URN: {}", by_name.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")))),
+    }
+}
+
+/// The state backend a stack file names.
+pub fn backend_for(
+    project: &Project,
+    backends: &[Arc<dyn BackendFactory>],
+    settings: &StackSettings,
+) -> Result<Arc<dyn Backend>, CliError> {
+    match settings.backend.as_deref() {
+        None | Some("local") => Ok(Arc::new(LocalBackend::new(project.state_dir()))),
+        Some(url) if url.starts_with("file://") => {
+            let path = PathBuf::from(&url["file://".len()..]);
+            let path = if path.is_relative() { project.root.join(path) } else { path };
+            Ok(Arc::new(LocalBackend::new(path)))
+        }
+        Some(url) => {
+            let scheme = url.split("://").next().unwrap_or_default();
+            match backends.iter().find(|f| f.scheme() == scheme) {
+                Some(factory) => Ok(factory.open(url, settings, &project.root)?),
+                None => {
+                    let mut known = vec!["local".to_string(), "file://".to_string()];
+                    known.extend(backends.iter().map(|f| format!("{}://", f.scheme())));
+                    Err(CliError::new(format!("{}: backend `{url}` is not supported by this build", project.display(&settings.file)))
+                        .help(format!("backends: {}", known.join(", "))))
+                }
+            }
+        }
+    }
+}
+
+/// Stack references resolved through the project's stack files and backends.
+struct ProjectReferences {
+    project: Project,
+    backends: Vec<Arc<dyn BackendFactory>>,
+    secrets: Vec<Arc<dyn SecretsProvider>>,
+}
+
+impl StackReferences for ProjectReferences {
+    fn outputs(&self, stack: &str) -> Result<Option<BTreeMap<String, Value>>, String> {
+        let keyring = || Keyring::from_env().with_secrets(None, self.secrets.clone());
+        let settings = self.project.load_stack(stack, &[], &keyring()).map_err(|e| e.to_string())?;
+        let backend = backend_for(&self.project, &self.backends, &settings).map_err(|e| e.message)?;
+        let keyring = keyring().prefer(settings.encryption.clone()).with_secrets(settings.secrets.as_deref(), self.secrets.clone());
+        // Programs run synchronously inside the runtime; the backend is async.
+        let loaded = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(load(backend.as_ref(), stack, &keyring)))
+            .map_err(|e| e.to_string())?;
+        Ok(loaded.exists.then_some(loaded.state.outputs))
     }
 }

@@ -12,7 +12,8 @@ use crate::config::{ConfigError, ConfigWarning, Node};
 use crate::crypto::{CryptoError, Keyring};
 use crate::graph::{DesiredGraph, GraphError};
 use crate::plan::{Drift, Plan, PlanError, PlanOptions, Problem, Reconciled, plan};
-use crate::program::{Program, RegistrationError, Stack};
+use crate::program::{Program, ReferenceError, RegistrationError, Stack};
+use crate::references::{MissingStacks, References};
 use crate::refresh::{RefreshError, reconcile, refresh};
 use crate::registry::Providers;
 use crate::state::{
@@ -29,6 +30,8 @@ pub enum OpError {
     Program(String),
     #[error(transparent)]
     Registration(#[from] RegistrationError),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
     #[error(transparent)]
     Graph(#[from] GraphError),
     #[error(transparent)]
@@ -77,29 +80,46 @@ pub struct RunOptions {
     pub targets: Vec<String>,
     /// Most provider calls at once (reads during refresh, mutations during apply).
     pub parallel: usize,
+    /// Reads other stacks' outputs (`Stack::reference`).
+    pub references: Option<References>,
 }
 
 /// A stack's program, run: the desired graph and anything worth warning about.
 pub struct ProgramRun {
     pub graph: DesiredGraph,
     pub warnings: Vec<ConfigWarning>,
+    /// Notes for the plan (references to stacks with no state yet).
+    pub notes: Vec<String>,
 }
 
 /// Runs a stack program and checks its graph. No provider is called.
-pub fn run_program(program: &dyn Program, stack: &str, config: Option<Node>) -> Result<ProgramRun, OpError> {
+pub fn run_program(
+    program: &dyn Program,
+    stack: &str,
+    config: Option<Node>,
+    references: Option<&References>,
+    missing: MissingStacks,
+) -> Result<ProgramRun, OpError> {
     let mut context = match config {
         Some(node) => Stack::with_config(stack, node),
         None => Stack::new(stack),
     };
+    if let Some(r) = references {
+        context = context.with_references(r.resolver.clone(), missing);
+    }
     program.run(&mut context).map_err(|e| match e.downcast::<ConfigError>() {
         Ok(config) => OpError::Config(*config),
         Err(e) => match e.downcast::<RegistrationError>() {
             Ok(registration) => OpError::Registration(*registration),
-            Err(e) => OpError::Program(e.to_string()),
+            Err(e) => match e.downcast::<ReferenceError>() {
+                Ok(reference) => OpError::Reference(*reference),
+                Err(e) => OpError::Program(e.to_string()),
+            },
         },
     })?;
     let warnings = context.config_warnings().to_vec();
-    Ok(ProgramRun { graph: context.into_graph()?, warnings })
+    let notes = context.notes().to_vec();
+    Ok(ProgramRun { graph: context.into_graph()?, warnings, notes })
 }
 
 /// A prepared operation: planned, locked, ready to execute.
@@ -215,13 +235,14 @@ impl Engine {
         config: Option<Node>,
         run: &RunOptions,
     ) -> Result<(Plan, Vec<ConfigWarning>), OpError> {
-        let program_run = run_program(program, &self.stack, config)?;
+        let program_run = run_program(program, &self.stack, config, run.references.as_ref(), MissingStacks::Unknown)?;
         let (mut state, _, _, reconciled) = self.load_settled().await?;
         let targets = resolve_targets(&run.targets, Some(&program_run.graph), &state)?;
         let (_, drift) = self.refreshed(&mut state, run, &targets).await?;
         let mut planned = plan(Some(&program_run.graph), &state, &self.providers, &PlanOptions { targets, destroy: false }).await?;
         planned.drift = drift;
         planned.reconciled = reconciled;
+        planned.warnings.extend(program_run.notes);
         Ok((planned, program_run.warnings))
     }
 
@@ -237,7 +258,7 @@ impl Engine {
         let started_at = now_rfc3339();
         // Run the program first: its mistakes are reported before the stack is even locked.
         let program_run = match (operation, program) {
-            (Operation::Up, Some(p)) => Some(run_program(p, &self.stack, config)?),
+            (Operation::Up, Some(p)) => Some(run_program(p, &self.stack, config, run.references.as_ref(), MissingStacks::Error)?),
             (Operation::Up, None) => return Err(OpError::Program("no stack program given".into())),
             _ => None,
         };
@@ -258,6 +279,9 @@ impl Engine {
         };
         planned.drift = drift;
         planned.reconciled = reconciled;
+        if let Some(run) = &program_run {
+            planned.warnings.extend(run.notes.iter().cloned());
+        }
         let warnings = program_run.as_ref().map(|r| r.warnings.clone()).unwrap_or_default();
         Ok((
             Prepared { operation, plan: planned, graph: program_run.map(|r| r.graph), state, state_entries, _lock: lock, started_at },

@@ -168,6 +168,11 @@ impl<T> Output<T> {
         Output::from_expr(Expr::Ref { urn, field })
     }
 
+    /// An output whose value is already known (or `Value::Unknown`), e.g. another stack's.
+    pub(crate) fn constant(value: Value) -> Self {
+        Output::from_expr(Expr::Const(value))
+    }
+
     pub(crate) fn invalid(message: String) -> Self {
         Output::from_expr(Expr::Invalid(message))
     }

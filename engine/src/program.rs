@@ -30,7 +30,7 @@
 //! assert_eq!(stack.into_graph().unwrap().len(), 2);
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -42,6 +42,7 @@ use crate::config::{self, ConfigError, ConfigWarning, Node};
 use crate::graph::{DesiredGraph, GraphError};
 use crate::introspect::struct_fields;
 use crate::output::{Output, OutputField, Template};
+use crate::references::{MissingStacks, StackReferences};
 use crate::resource::{Alias, Options, Resource};
 use crate::urn::{Urn, UrnError};
 use crate::value::{Path, Value};
@@ -192,6 +193,62 @@ impl From<&ComponentHandle> for crate::resource::DependsOn {
     }
 }
 
+/// Why another stack's outputs cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("stack reference `{stack}`: this run cannot read other stacks (no project)")]
+    NoResolver { stack: String },
+    #[error("stack reference `{stack}`: that stack has no state yet; run `berth stack up {stack}` first")]
+    Missing { stack: String },
+    #[error("stack reference `{stack}`: {message}")]
+    Resolve { stack: String, message: String },
+    #[error("stack `{stack}` has no output `{name}`; its outputs are: {known}")]
+    NoOutput { stack: String, name: String, known: String },
+    #[error("stack `{stack}` output `{name}` has an unexpected shape: {message}")]
+    Shape { stack: String, name: String, message: String },
+}
+
+/// Another stack's outputs, read when the program runs.
+#[derive(Clone, Debug)]
+pub struct StackReference {
+    stack: String,
+    /// `None`: the stack has no state yet (in a preview, its outputs are unknown).
+    outputs: Option<BTreeMap<String, Value>>,
+}
+
+impl StackReference {
+    pub fn name(&self) -> &str {
+        &self.stack
+    }
+
+    fn get(&self, name: &str) -> Result<Option<&Value>, ReferenceError> {
+        let Some(outputs) = &self.outputs else { return Ok(None) };
+        outputs.get(name).map(Some).ok_or_else(|| ReferenceError::NoOutput {
+            stack: self.stack.clone(),
+            name: name.to_string(),
+            known: outputs.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// An output, to pass into resources. Secret outputs stay secret; in a preview of a stack
+    /// whose referenced stack has no state yet, the value is unknown.
+    pub fn output<T>(&self, name: &str) -> Result<Output<T>, ReferenceError> {
+        Ok(Output::constant(self.get(name)?.cloned().unwrap_or(Value::Unknown)))
+    }
+
+    /// An output's value now, for decisions in the program itself; `None` when unknown.
+    pub fn value<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ReferenceError> {
+        match self.get(name)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_value(v.to_json_revealed()).map(Some).map_err(|e| ReferenceError::Shape {
+                stack: self.stack.clone(),
+                name: name.to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
 /// A stack output, evaluated after apply and kept in state.
 #[derive(Clone)]
 pub struct Export {
@@ -215,6 +272,9 @@ pub struct Stack {
     index: HashMap<Urn, usize>,
     scopes: Vec<Scope>,
     exports: Vec<Export>,
+    references: Option<Arc<dyn StackReferences>>,
+    missing_stacks: MissingStacks,
+    notes: Vec<String>,
 }
 
 impl Stack {
@@ -228,6 +288,9 @@ impl Stack {
             index: HashMap::new(),
             scopes: Vec::new(),
             exports: Vec::new(),
+            references: None,
+            missing_stacks: MissingStacks::Error,
+            notes: Vec::new(),
         }
     }
 
@@ -241,6 +304,36 @@ impl Stack {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Lets the program read other stacks' outputs through `resolver`.
+    pub fn with_references(mut self, resolver: Arc<dyn StackReferences>, missing: MissingStacks) -> Stack {
+        self.references = Some(resolver);
+        self.missing_stacks = missing;
+        self
+    }
+
+    /// Another stack's outputs (`stack.reference("network.qa")?.output::<String>("vpc_id")?`).
+    pub fn reference(&mut self, stack: &str) -> Result<StackReference, ReferenceError> {
+        let resolver = self.references.as_ref().ok_or_else(|| ReferenceError::NoResolver { stack: stack.to_string() })?;
+        let outputs = resolver.outputs(stack).map_err(|message| ReferenceError::Resolve { stack: stack.to_string(), message })?;
+        if outputs.is_none() {
+            match self.missing_stacks {
+                MissingStacks::Error => return Err(ReferenceError::Missing { stack: stack.to_string() }),
+                MissingStacks::Unknown => {
+                    let note = format!("stack `{stack}` has no state yet: the outputs read from it are unknown");
+                    if !self.notes.contains(&note) {
+                        self.notes.push(note);
+                    }
+                }
+            }
+        }
+        Ok(StackReference { stack: stack.to_string(), outputs })
+    }
+
+    /// Notes for the plan (references to stacks with no state yet).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The whole `config:` section as `T`. Unknown keys, wrong types and missing values are

@@ -645,3 +645,49 @@ async fn provider_notes_reach_the_plan() {
     assert!(text.contains("zone `legacy` is deprecated"), "{text}");
     assert_eq!(berth_engine::render::plan_json(&plan)["steps"][0]["notes"][0], "zone `legacy` is deprecated; using its successor");
 }
+
+#[tokio::test]
+async fn stack_references_read_other_stacks_outputs() {
+    use berth_engine::references::{References, StaticReferences};
+    let h = Harness::new();
+    let program = |s: &mut Stack| -> ProgramResult {
+        let network = s.reference("network.qa")?;
+        let vpc: berth_engine::Output<String> = network.output("vpc_id")?;
+        let token: berth_engine::Output<String> = network.output("token")?;
+        s.register(
+            "a",
+            Thing { value: vpc.into(), tags: [("owner".to_string(), "net".to_string())].into(), ..Thing::default() },
+            Options::new(),
+        )?;
+        s.register("b", Thing { value: token.map(|t| format!("t-{t}")).into(), ..Thing::default() }, Options::new())?;
+        Ok(())
+    };
+    let mut outputs = std::collections::BTreeMap::new();
+    outputs.insert("vpc_id".to_string(), berth_engine::Value::from("vpc-123"));
+    outputs.insert("token".to_string(), berth_engine::Value::from("tok").into_secret());
+    let with =
+        |stacks: StaticReferences| RunOptions { parallel: 4, references: Some(References::new(Arc::new(stacks))), ..RunOptions::default() };
+    let present = StaticReferences([("network.qa".to_string(), outputs)].into());
+
+    // Missing: a preview shows unknowns and says why; an up refuses.
+    let plan = h.preview_with(&program, with(StaticReferences::default())).await.unwrap();
+    assert!(plan.steps.iter().all(|s| s.new_inputs.as_ref().unwrap().contains_unknown()));
+    assert!(plan.warnings.iter().any(|w| w.contains("network.qa") && w.contains("no state yet")), "{:?}", plan.warnings);
+    let err = h.up_with(&program, with(StaticReferences::default()), ApplyOptions::default()).await.err().unwrap().to_string();
+    assert!(err.contains("run `berth stack up network.qa` first"), "{err}");
+
+    // Present: values flow in; secrecy is kept.
+    let up = h.up_with(&program, with(present.clone()), ApplyOptions::default()).await.unwrap();
+    assert!(up.succeeded());
+    assert!(h.cloud.objects().iter().any(|o| o.value == "vpc-123"));
+    let state = h.state().await;
+    let b = state.resources.iter().find(|r| r.urn.name() == "b").unwrap();
+    assert!(b.inputs.as_object().unwrap()["value"].is_secret());
+    // A missing output names the ones there are.
+    let typo = |s: &mut Stack| -> ProgramResult {
+        let _: berth_engine::Output<String> = s.reference("network.qa")?.output("vpc")?;
+        Ok(())
+    };
+    let err = h.preview_with(&typo, with(present)).await.err().unwrap().to_string();
+    assert!(err.contains("stack `network.qa` has no output `vpc`; its outputs are: token, vpc_id"), "{err}");
+}

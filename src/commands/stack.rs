@@ -16,8 +16,13 @@ use crate::error::{CliError, EXIT_CHANGES, EXIT_INTERRUPTED};
 use crate::output::{register_plan_secrets, register_secrets};
 use crate::progress::{LiveProgress, PlainProgress};
 
-fn run_options(plan: &PlanArgs) -> RunOptions {
-    RunOptions { refresh: plan.refresh, targets: plan.targets.clone(), parallel: plan.parallel as usize }
+fn run_options(ctx: &Context, plan: &PlanArgs) -> RunOptions {
+    RunOptions {
+        refresh: plan.refresh,
+        targets: plan.targets.clone(),
+        parallel: plan.parallel as usize,
+        references: Some(ctx.references()),
+    }
 }
 
 fn render_options(ctx: &Context, plan: &PlanArgs) -> RenderOptions {
@@ -61,7 +66,7 @@ pub async fn preview(ctx: &Context<'_>, stack: &str, args: &PlanArgs, detailed_e
     let settings = ctx.settings(stack, &args.config)?;
     let engine = ctx.engine(&settings)?;
     let program = ctx.program(&settings)?;
-    let (plan, warnings) = engine.preview(program.as_ref(), Some(settings.config.clone()), &run_options(args)).await?;
+    let (plan, warnings) = engine.preview(program.as_ref(), Some(settings.config.clone()), &run_options(ctx, args)).await?;
     register_plan_secrets(&plan);
     print_warnings(ctx, &warnings);
     if args.json {
@@ -135,7 +140,7 @@ pub async fn up(ctx: &Context<'_>, stack: &str, args: &PlanArgs, yes: bool) -> R
     let program = ctx.program(&settings)?;
     let cancel = interrupt_handler(ctx);
     let (prepared, warnings) =
-        engine.prepare(Operation::Up, Some(program.as_ref()), Some(settings.config.clone()), &run_options(args)).await?;
+        engine.prepare(Operation::Up, Some(program.as_ref()), Some(settings.config.clone()), &run_options(ctx, args)).await?;
     register_plan_secrets(&prepared.plan);
     register_secrets(prepared.secret_strings());
     print_warnings(ctx, &warnings);
@@ -192,7 +197,7 @@ pub async fn destroy(ctx: &Context<'_>, stack: &str, targets: &[String], paralle
     let settings = ctx.settings(stack, &[])?;
     let engine = ctx.engine(&settings)?;
     let cancel = interrupt_handler(ctx);
-    let run = RunOptions { refresh: false, targets: targets.to_vec(), parallel: parallel as usize };
+    let run = RunOptions { refresh: false, targets: targets.to_vec(), parallel: parallel as usize, references: None };
     let (prepared, _) = engine.prepare(Operation::Destroy, None, None, &run).await?;
     register_plan_secrets(&prepared.plan);
     let plan_doc = plan_json(&prepared.plan);
@@ -235,7 +240,7 @@ pub async fn refresh(
 ) -> Result<u8, CliError> {
     let settings = ctx.settings(stack, &[])?;
     let engine = ctx.engine(&settings)?;
-    let run = RunOptions { refresh: true, targets: Vec::new(), parallel: parallel as usize };
+    let run = RunOptions { refresh: true, targets: Vec::new(), parallel: parallel as usize, references: None };
     let (prepared, _) = engine.prepare(Operation::Refresh, None, None, &run).await?;
     register_plan_secrets(&prepared.plan);
     let drift = prepared.plan.drift.clone();

@@ -28,6 +28,9 @@ pub struct SyntheticConfig {
     /// Group nodes under components of this many children (0: no components).
     #[serde(default)]
     pub group: usize,
+    /// Another stack whose `last_id` output the first node reads (a stack reference).
+    #[serde(default)]
+    pub upstream: Option<String>,
 }
 
 fn default_deps() -> usize {
@@ -77,13 +80,20 @@ pub fn critical_path(graph: &[Vec<usize>]) -> usize {
 pub fn synthetic(stack: &mut Stack) -> ProgramResult {
     let config: SyntheticConfig = stack.config()?;
     let shape = graph(config.count, config.deps, config.window, config.seed);
+    let upstream: Option<berth_engine::Output<String>> = match &config.upstream {
+        Some(name) => Some(stack.reference(name)?.output("last_id")?),
+        None => None,
+    };
     let labels: BTreeMap<String, String> =
         (0..config.labels).map(|k| (format!("label-{k}"), format!("value-{k}-of-the-synthetic-stack"))).collect();
     let mut handles: Vec<ResourceHandle<Node>> = Vec::with_capacity(config.count);
     let register = |stack: &mut Stack, i: usize, handles: &mut Vec<ResourceHandle<Node>>| -> ProgramResult {
         let node = Node {
             value: format!("{}-{i}", config.value).into(),
-            inputs: shape[i].iter().map(|&d| Input::from(handles[d].output::<String>("id"))).collect(),
+            inputs: match (&upstream, i) {
+                (Some(up), 0) => vec![Input::from(up.clone())],
+                _ => shape[i].iter().map(|&d| Input::from(handles[d].output::<String>("id"))).collect(),
+            },
             labels: labels.clone(),
         };
         handles.push(stack.register(&format!("node-{i:05}"), node, Options::new())?);
