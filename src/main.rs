@@ -1,5 +1,9 @@
 use std::process::ExitCode;
 
+// Plans allocate many small values; mimalloc is markedly faster at that than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     berth::App::new().program("demo", berth_components::demo::demo).plugins(berth_provider_builtin::plugins()).run()
 }

@@ -250,7 +250,7 @@ impl StateCodec {
             None | Some(serde_json::Value::Null) => None,
             Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| malformed(origin, format!("secrets: {e}")))?),
         };
-        let needs_key = secrets.is_some() && contains_ciphertext(&doc);
+        let needs_key = secrets.is_some() && contains_ciphertext(bytes);
         let cipher = match (&secrets, needs_key) {
             (Some(info), true) => {
                 Some(keyring.open(info, origin).map_err(|source| StateError::Crypto { origin: origin.to_string(), source })?)
@@ -359,10 +359,10 @@ impl StateCodec {
     }
 }
 
-fn contains_ciphertext(json: &serde_json::Value) -> bool {
-    match json {
-        serde_json::Value::Object(m) => m.contains_key(CIPHERTEXT_MARKER) || m.values().any(contains_ciphertext),
-        serde_json::Value::Array(items) => items.iter().any(contains_ciphertext),
-        _ => false,
-    }
+/// Whether the document holds any encrypted value (a byte search: cheaper than a walk of a large
+/// state; the marker cannot appear inside a JSON string unescaped).
+fn contains_ciphertext(bytes: &[u8]) -> bool {
+    let marker = CIPHERTEXT_MARKER.as_bytes();
+    // `$` is rare in state; compare only where one starts.
+    bytes.iter().enumerate().any(|(i, b)| *b == b'$' && bytes[i..].starts_with(marker))
 }

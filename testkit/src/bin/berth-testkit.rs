@@ -2,6 +2,10 @@
 //! program. Used by the interruption and lock tests and by the benchmarks.
 
 use std::process::ExitCode;
+
+// Plans allocate many small values; mimalloc is markedly faster at that than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
