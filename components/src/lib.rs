@@ -4,3 +4,4 @@
 //!   config files), runnable anywhere with no cloud; what `make demo` deploys.
 
 pub mod demo;
+pub mod edxapp;

@@ -1,0 +1,3 @@
+//! The Open edX (edxapp) components and stack program.
+
+pub mod bundle;
