@@ -126,10 +126,11 @@ impl MarkedEventReceiver for Walk {
         match event {
             Event::DocumentStart => self.documents.push(mark),
             Event::MappingStart(anchor, _) => {
-                if self.depth == 1 && !self.expecting_key {
-                    if let Some(key) = self.top_keys.last_mut() {
-                        key.anchor = anchor;
-                    }
+                if self.depth == 1
+                    && !self.expecting_key
+                    && let Some(key) = self.top_keys.last_mut()
+                {
+                    key.anchor = anchor;
                 }
                 self.depth += 1;
                 if self.depth == 1 {
@@ -153,10 +154,10 @@ impl MarkedEventReceiver for Walk {
             Event::Alias(_) if self.depth == 1 => self.expecting_key = !self.expecting_key,
             Event::Scalar(value, ..) if self.depth == 2 => self.after_merge_key = value == "<<",
             Event::Alias(id) if self.depth == 2 => {
-                if self.after_merge_key {
-                    if let Some(key) = self.top_keys.last_mut() {
-                        key.merges.push(id);
-                    }
+                if self.after_merge_key
+                    && let Some(key) = self.top_keys.last_mut()
+                {
+                    key.merges.push(id);
                 }
                 self.after_merge_key = false;
             }
