@@ -159,6 +159,36 @@ pub enum StackCommand {
         #[arg(short, long)]
         yes: bool,
     },
+    /// Adopt resources that already exist: read them and record them in state (protected),
+    /// so the program manages them without creating them again. All or nothing; running it
+    /// again is a no-op.
+    #[command(
+        after_help = "Examples:\n  berth stack import mitx.qa aws:s3:Bucket storage mitx-qa-edxapp-storage\n  berth stack import mitx.qa --file import.json --generate-config imported.yaml\n\nimport.json: {\"resources\": [{\"type\": \"aws:s3:Bucket\", \"name\": \"storage\", \"id\": \"...\", \"parent\": \"urn:...\"}]}"
+    )]
+    Import {
+        stack: String,
+        /// Type token, e.g. aws:rds:Instance (with NAME and ID).
+        #[arg(requires_all = ["name", "id"], conflicts_with = "file")]
+        r#type: Option<String>,
+        /// The logical name the program gives the resource.
+        name: Option<String>,
+        /// The provider's id for it (a bucket name, an instance identifier).
+        id: Option<String>,
+        /// A JSON file listing many resources to import at once.
+        #[arg(long, value_name = "FILE", required_unless_present = "type")]
+        file: Option<std::path::PathBuf>,
+        /// The URN of the component the program registers it under.
+        #[arg(long, value_name = "URN", conflicts_with = "file")]
+        parent: Option<String>,
+        /// Do not protect the imported resources from deletion.
+        #[arg(long)]
+        no_protect: bool,
+        /// Write the imported resources' live settings as YAML to FILE.
+        #[arg(long, value_name = "FILE")]
+        generate_config: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the stack's outputs (one, raw, when NAME is given).
     Output {
         stack: String,

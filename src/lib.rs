@@ -129,7 +129,7 @@ fn init_logging(verbose: u8) {
 }
 
 async fn dispatch(ctx: &Context<'_>, command: Command) -> Result<u8, CliError> {
-    use commands::{config, stack, state};
+    use commands::{config, import, stack, state};
     match command {
         Command::Stack(StackCommand::Preview { stack: name, plan, detailed_exitcode }) => {
             stack::preview(ctx, &name, &plan, detailed_exitcode).await
@@ -145,6 +145,23 @@ async fn dispatch(ctx: &Context<'_>, command: Command) -> Result<u8, CliError> {
             stack::output(ctx, &name, output.as_deref(), json, show_secrets).await
         }
         Command::Stack(StackCommand::Ls { json }) => stack::ls(ctx, json).await,
+        Command::Stack(StackCommand::Import {
+            stack: name,
+            r#type,
+            name: resource,
+            id,
+            file,
+            parent,
+            no_protect,
+            generate_config,
+            json,
+        }) => {
+            let single = match (r#type, resource, id) {
+                (Some(ty), Some(resource), Some(id)) => Some((ty, resource, id)),
+                _ => None,
+            };
+            import::run(ctx, &name, single, file.as_deref(), parent.as_deref(), !no_protect, generate_config.as_deref(), json).await
+        }
         Command::State(StateCommand::List { stack: name, json }) => state::list(ctx, &name, json).await,
         Command::State(StateCommand::Show { stack: name, resource, json, show_secrets }) => {
             state::show(ctx, &name, &resource, json, show_secrets).await

@@ -347,3 +347,44 @@ fn a_terminal_gets_a_live_progress_display() {
     assert!(text.contains("\x1b[32m"), "colour on a terminal");
     assert!(text.contains("created"), "{text}");
 }
+
+#[test]
+fn import_adopts_existing_resources_from_the_command_line() {
+    let p = Project::new();
+    let file = p.path().join("existing.txt");
+    std::fs::write(&file, "hello\n").unwrap();
+    let path = file.display().to_string();
+    let out = p.path().join("imported.yaml");
+    let run = p.run(&["stack", "import", "site", "local:index:File", "notes", &path, "--generate-config", out.to_str().unwrap()]);
+    run.assert_code(0);
+    assert!(run.stdout().contains("imported (protected)"), "{}", run.stdout());
+    let generated = std::fs::read_to_string(&out).unwrap();
+    assert!(generated.contains("type: \"local:index:File\"") || generated.contains("type: local:index:File"), "{generated}");
+    assert!(generated.contains("hello"), "{generated}");
+    let list = p.run(&["state", "list", "site", "--json"]).json();
+    let notes = list["resources"].as_array().unwrap().iter().find(|r| r["urn"].as_str().unwrap().ends_with("::notes")).unwrap().clone();
+    assert_eq!(notes["id"], path.as_str());
+    assert_eq!(notes["protect"], true);
+    // Again: nothing to do.
+    let again = p.run(&["stack", "import", "site", "local:index:File", "notes", &path]);
+    again.assert_code(0);
+    assert!(again.stdout().contains("already imported"), "{}", again.stdout());
+    // A missing id, a wrong type: clear errors, state unchanged.
+    let before = std::fs::read(p.state_file()).unwrap();
+    let missing = p.run(&["stack", "import", "site", "local:index:File", "gone", "/nonexistent/file.txt"]);
+    missing.assert_code(1);
+    assert!(missing.stderr().contains("no local:index:File with id `/nonexistent/file.txt` exists"), "{}", missing.stderr());
+    let wrong = p.run(&["stack", "import", "site", "local:index:Fiel", "x", &path]);
+    wrong.assert_code(1);
+    assert!(wrong.stderr().contains("no resource type `local:index:Fiel`"), "{}", wrong.stderr());
+    let bad_file = p.path().join("import.json");
+    std::fs::write(&bad_file, "{\"resources\": [{\"type\": \"local:index:File\", \"nam\": \"x\", \"id\": \"y\"}]}").unwrap();
+    let invalid = p.run(&["stack", "import", "site", "--file", bad_file.to_str().unwrap()]);
+    invalid.assert_code(1);
+    assert!(invalid.stderr().contains("import.json:1:") && invalid.stderr().contains("unknown field `nam`"), "{}", invalid.stderr());
+    assert_eq!(std::fs::read(p.state_file()).unwrap(), before);
+    // Not in the program and protected: preview refuses to delete it and says how to proceed.
+    let preview = p.run(&["stack", "preview", "site"]);
+    preview.assert_code(1);
+    assert!(preview.stderr().contains("notes (local:index:File): is protected and cannot be deleted"), "{}", preview.stderr());
+}

@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod diff;
 pub mod graph;
+pub mod import;
 mod introspect;
 pub mod ops;
 pub mod output;

@@ -1,5 +1,6 @@
 //! One module per command group.
 
 pub mod config;
+pub mod import;
 pub mod stack;
 pub mod state;

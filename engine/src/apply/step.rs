@@ -82,13 +82,19 @@ async fn within<T>(
     }
 }
 
-fn describe(e: &ProviderError, op: &str) -> String {
+fn describe(e: &ProviderError, op: &str, stack: &str, step: &Step) -> String {
     match &e.kind {
         ErrorKind::AlreadyExists { id } => {
-            format!("{op} failed: {e}; it exists outside this stack: import it with `berth stack import` and id `{id}`")
+            format!("{op} failed: {e}; it exists outside this stack. Bring it under berth with: {}", import_command(stack, step, id))
         }
         _ => format!("{op} failed: {e}"),
     }
+}
+
+/// The exact `berth stack import` command that adopts `id` as this step's resource.
+pub(crate) fn import_command(stack: &str, step: &Step, id: &str) -> String {
+    let parent = step.parent.as_ref().map(|p| format!(" --parent '{p}'")).unwrap_or_default();
+    format!("berth stack import {stack} {} {} '{id}'{parent}", step.ty, step.urn.name())
 }
 
 /// The resource's record as the program now declares it (options, parent, dependencies).
@@ -228,7 +234,7 @@ async fn create(shared: &Shared, step: &Step, generation: u64, replacing: Option
                     shared.record(JournalEntry::Restored { resource: old.clone() }, false).await?;
                 }
             }
-            Err(describe(&e, "create"))
+            Err(describe(&e, "create", &shared.stack, step))
         }
     }
 }
@@ -242,7 +248,10 @@ async fn apply_update(shared: &Shared, step: &Step, old: &ResourceState) -> Resu
     let inputs = final_inputs(shared, step, old.generation, Some(old)).await?;
     let provider = shared.providers.for_type(&step.ty).map_err(|e| e.to_string())?;
     let id = old.id.clone().unwrap_or_default();
-    let diff = provider.diff(ctx(shared, step, None), &id, &old.inputs, &old.outputs, &inputs).await.map_err(|e| describe(&e, "diff"))?;
+    let diff = provider
+        .diff(ctx(shared, step, None), &id, &old.inputs, &old.outputs, &inputs)
+        .await
+        .map_err(|e| describe(&e, "diff", &shared.stack, step))?;
     let replace_on = shared.desired.get(&step.urn).map(|d| d.replace_on_changes.clone()).unwrap_or_default();
     let forced: Vec<String> = diff
         .changes
@@ -286,7 +295,7 @@ async fn apply_update(shared: &Shared, step: &Step, old: &ResourceState) -> Resu
                     false,
                 )
                 .await?;
-            Err(describe(&e, "update"))
+            Err(describe(&e, "update", &shared.stack, step))
         }
     }
 }
@@ -336,7 +345,7 @@ async fn delete(shared: &Shared, step: &Step, old: &ResourceState, from_replaced
                     false,
                 )
                 .await?;
-            Err(describe(&e, "delete"))
+            Err(describe(&e, "delete", &shared.stack, step))
         }
     }
 }
