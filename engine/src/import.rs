@@ -76,10 +76,10 @@ impl Engine {
             if !seen.insert(urn.clone()) {
                 return Err(refused(format!("{urn} is listed twice")));
             }
-            if let Some(parent) = &request.parent {
-                if parent.stack() != self.stack {
-                    return Err(refused(format!("parent {parent} belongs to another stack")));
-                }
+            if let Some(parent) = &request.parent
+                && parent.stack() != self.stack
+            {
+                return Err(refused(format!("parent {parent} belongs to another stack")));
             }
             let provider = self.providers.for_type(&request.ty).map_err(|e| refused(format!("{} `{}`: {e}", request.ty, request.name)))?;
             if let Some(existing) = state.get(&urn) {
