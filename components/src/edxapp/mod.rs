@@ -1,3 +1,4 @@
 //! The Open edX (edxapp) components and stack program.
 
 pub mod bundle;
+pub mod config;
