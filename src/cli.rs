@@ -29,6 +29,10 @@ pub struct Cli {
     #[arg(short = 'C', long = "project", global = true, env = "BERTH_PROJECT", value_name = "DIR")]
     pub project: Option<PathBuf>,
 
+    /// Use this state backend instead of the stack file's (`local`, file:///path, s3://bucket/prefix).
+    #[arg(long, global = true, env = "BERTH_BACKEND", value_name = "URL")]
+    pub backend: Option<String>,
+
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

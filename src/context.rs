@@ -25,6 +25,8 @@ pub struct Context<'a> {
     pub app: &'a App,
     pub project: Project,
     pub printer: Printer,
+    /// `--backend`/`BERTH_BACKEND`: replaces every stack file's `backend:`.
+    pub backend_override: Option<String>,
 }
 
 impl<'a> Context<'a> {
@@ -46,7 +48,7 @@ impl<'a> Context<'a> {
                 })?
             }
         };
-        Ok(Context { app, project, printer })
+        Ok(Context { app, project, printer, backend_override: None })
     }
 
     /// The keyring for a stack: its secrets provider (the passphrase, `BERTH_PASSPHRASE`,
@@ -60,7 +62,10 @@ impl<'a> Context<'a> {
     /// The stack's settings with overrides, secrets decrypted (and registered for scrubbing).
     pub fn settings(&self, stack: &str, overrides: &[(String, String)]) -> Result<StackSettings, CliError> {
         validate_stack_name(stack)?;
-        let settings = self.project.load_stack(stack, overrides, &Keyring::from_env().with_secrets(None, self.app.secrets.clone()))?;
+        let mut settings = self.project.load_stack(stack, overrides, &Keyring::from_env().with_secrets(None, self.app.secrets.clone()))?;
+        if let Some(url) = &self.backend_override {
+            settings.backend = Some(url.clone());
+        }
         register_secrets(settings.secret_strings());
         Ok(settings)
     }
@@ -88,6 +93,7 @@ impl<'a> Context<'a> {
             project: self.project.clone(),
             backends: self.app.backends.clone(),
             secrets: self.app.secrets.clone(),
+            backend_override: self.backend_override.clone(),
         }))
     }
 
@@ -190,12 +196,16 @@ struct ProjectReferences {
     project: Project,
     backends: Vec<Arc<dyn BackendFactory>>,
     secrets: Vec<Arc<dyn SecretsProvider>>,
+    backend_override: Option<String>,
 }
 
 impl StackReferences for ProjectReferences {
     fn outputs(&self, stack: &str) -> Result<Option<BTreeMap<String, Value>>, String> {
         let keyring = || Keyring::from_env().with_secrets(None, self.secrets.clone());
-        let settings = self.project.load_stack(stack, &[], &keyring()).map_err(|e| e.to_string())?;
+        let mut settings = self.project.load_stack(stack, &[], &keyring()).map_err(|e| e.to_string())?;
+        if let Some(url) = &self.backend_override {
+            settings.backend = Some(url.clone());
+        }
         let backend = backend_for(&self.project, &self.backends, &settings).map_err(|e| e.message)?;
         let keyring = keyring().prefer(settings.encryption.clone()).with_secrets(settings.secrets.as_deref(), self.secrets.clone());
         // Programs run synchronously inside the runtime; the backend is async.

@@ -102,7 +102,8 @@ impl App {
             }
         };
         let result = runtime.block_on(async {
-            let ctx = Context::new(&self, cli.project.clone(), printer)?;
+            let mut ctx = Context::new(&self, cli.project.clone(), printer)?;
+            ctx.backend_override = cli.backend.clone();
             dispatch(&ctx, cli.command).await
         });
         // Provider clients may hold background tasks; do not wait for them.

@@ -388,3 +388,17 @@ fn import_adopts_existing_resources_from_the_command_line() {
     preview.assert_code(1);
     assert!(preview.stderr().contains("notes (local:index:File): is protected and cannot be deleted"), "{}", preview.stderr());
 }
+
+#[test]
+fn the_backend_can_be_overridden() {
+    let p = Project::new();
+    let elsewhere = p.path().join("elsewhere");
+    let url = format!("file://{}", elsewhere.display());
+    p.run(&["stack", "up", "site", "--yes", "--backend", &url]).assert_code(0);
+    assert!(elsewhere.join("site.json").exists() && !p.state_file().exists());
+    let run = Run(p.command(&["stack", "preview", "site", "--expect-no-changes"]).env("BERTH_BACKEND", &url).output().unwrap());
+    run.assert_code(0);
+    let unknown = p.run(&["stack", "preview", "site", "--backend", "s3x://nowhere"]);
+    unknown.assert_code(1);
+    assert!(unknown.stderr().contains("backend `s3x://nowhere` is not supported"), "{}", unknown.stderr());
+}
