@@ -5,5 +5,9 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    berth::App::new().program("demo", berth_components::demo::demo).plugins(berth_provider_builtin::plugins()).run()
+    berth::App::new()
+        .program("demo", berth_components::demo::demo)
+        .plugins(berth_provider_builtin::plugins())
+        .plugin(berth_provider_vault::plugin())
+        .run()
 }

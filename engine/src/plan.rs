@@ -569,7 +569,14 @@ async fn plan_desired(
         // A replacement gets a new generation, so automatic names differ from the old ones;
         // asked again with those, the provider can tell whether old and new can coexist.
         let renewed = check(generation + 1).await?.inputs;
-        if !old.tainted {
+        if old.tainted {
+            // No diff to ask: a tainted resource whose fixed physical name stays the same cannot
+            // be created beside itself.
+            if let Some(name) = provider.fixed_name(&d.ty) {
+                let kept = renewed.get_path(&name).is_some_and(|n| !n.is_null() && Some(&n) == old.inputs.get_path(&name).as_ref());
+                step.delete_before_replace |= kept;
+            }
+        } else {
             let response = provider
                 .diff(ctx, &id, &old.inputs, &old.outputs, &renewed)
                 .await

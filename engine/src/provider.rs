@@ -190,6 +190,13 @@ pub trait Provider: Send + Sync + 'static {
     /// Whether the type token is one this provider implements.
     fn supports(&self, ty: &str) -> bool;
 
+    /// The input holding the type's physical name when users fix it (a bucket name, a Vault
+    /// path): replacing a resource whose name stays the same must delete first.
+    fn fixed_name(&self, ty: &str) -> Option<Path> {
+        let _ = ty;
+        None
+    }
+
     /// Validates inputs before any API call and returns them normalized (defaults filled in,
     /// automatic names chosen from `seed`).
     async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Checked, Vec<CheckFailure>>;

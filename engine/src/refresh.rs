@@ -149,12 +149,25 @@ pub async fn refresh(
                 copy_secrecy(&r.inputs, &mut inputs);
                 let mut outputs = observed.outputs;
                 copy_secrecy(&r.outputs, &mut outputs);
-                let diffs = diff_values(&r.inputs, &inputs);
+                // The provider judges drift (a policy reformatted by the API is no change); a
+                // provider that cannot say falls back to a field-by-field comparison.
+                let ctx = context(&state.stack, &r.urn, &r.ty);
+                let diffs = match providers.for_type(&r.ty) {
+                    Ok(provider) => match provider.diff(ctx, observed.id.as_str(), &r.inputs, &r.outputs, &inputs).await {
+                        Ok(response) => response.changes,
+                        Err(_) => diff_values(&r.inputs, &inputs),
+                    },
+                    Err(_) => diff_values(&r.inputs, &inputs),
+                };
+                if diffs.is_empty() {
+                    // Semantically the same: keep the recorded form.
+                    inputs = r.inputs.clone();
+                }
                 let outputs_changed = !diff_values(&r.outputs, &outputs).is_empty();
                 if !diffs.is_empty() {
-                    drift.push(Drift { urn: r.urn.clone(), ty: r.ty.clone(), diffs: Some(diffs) });
+                    drift.push(Drift { urn: r.urn.clone(), ty: r.ty.clone(), diffs: Some(diffs.clone()) });
                 }
-                if !diff_values(&r.inputs, &inputs).is_empty() || outputs_changed || r.id.as_deref() != Some(observed.id.as_str()) {
+                if !diffs.is_empty() || outputs_changed || r.id.as_deref() != Some(observed.id.as_str()) {
                     entries.push(JournalEntry::Done {
                         kind: PendingKind::Update,
                         resource: ResourceState { id: Some(observed.id), inputs, outputs, ..r.clone() },

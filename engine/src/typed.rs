@@ -164,6 +164,7 @@ pub fn copy_secrecy(source: &Value, target: &mut Value) {
 
 #[async_trait]
 trait ErasedResourceProvider: Send + Sync {
+    fn fixed_name(&self) -> Option<Path>;
     async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Checked, Vec<CheckFailure>>;
     async fn diff(
         &self,
@@ -201,6 +202,10 @@ fn observed<R: Resource>(o: TypedObserved<R>) -> Result<Observed, ProviderError>
 
 #[async_trait]
 impl<P: ResourceProvider> ErasedResourceProvider for Erased<P> {
+    fn fixed_name(&self) -> Option<Path> {
+        self.0.fixed_name()
+    }
+
     async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Checked, Vec<CheckFailure>> {
         let typed: P::Resource = decode("inputs", inputs).map_err(|e| vec![CheckFailure::general(e)])?;
         let checked = self.0.check(ctx, typed, seed).await?;
@@ -315,6 +320,10 @@ impl Provider for Package {
 
     fn supports(&self, ty: &str) -> bool {
         self.types.contains_key(ty)
+    }
+
+    fn fixed_name(&self, ty: &str) -> Option<Path> {
+        self.types.get(ty).and_then(|p| p.fixed_name())
     }
 
     async fn check(&self, ctx: CallContext<'_>, inputs: &Value, seed: &[u8; 32]) -> Result<Checked, Vec<CheckFailure>> {

@@ -691,3 +691,44 @@ async fn stack_references_read_other_stacks_outputs() {
     let err = h.preview_with(&typo, with(present)).await.err().unwrap().to_string();
     assert!(err.contains("stack `network.qa` has no output `vpc`; its outputs are: token, vpc_id"), "{err}");
 }
+
+#[tokio::test]
+async fn a_tainted_resource_with_a_fixed_name_is_replaced_delete_first() {
+    let h = Harness::new();
+    let program = |value: &'static str| {
+        move |s: &mut Stack| -> ProgramResult {
+            s.register("job", Thing { name: Some("migrate".into()), value: value.into(), ..Thing::default() }, Options::new())?;
+            Ok(())
+        }
+    };
+    let up = h.up(&program("half-made")).await.unwrap();
+    assert!(!up.succeeded());
+    let state = h.state().await;
+    assert!(state.resources[0].tainted, "the half-made resource is recorded, tainted");
+    h.cloud.clear_calls();
+    let up = h.up(&program("fixed")).await.unwrap();
+    let step = &up.plan.steps[0];
+    assert_eq!((step.op, step.delete_before_replace), (Op::Replace, true), "same fixed name: delete first");
+    assert!(up.succeeded(), "{:?}", up.report);
+    let ops: Vec<&str> = h.cloud.calls().iter().map(|c| c.op).collect();
+    assert_eq!(ops, vec!["delete", "create"]);
+    assert!(!h.state().await.resources[0].tainted);
+}
+
+#[tokio::test]
+async fn refresh_judges_drift_with_the_providers_own_diff() {
+    let h = Harness::new();
+    let program = |s: &mut Stack| -> ProgramResult {
+        thing(s, "a", "v");
+        Ok(())
+    };
+    h.up(&program).await.unwrap();
+    let id = h.state().await.resources[0].id.clone().unwrap();
+    h.cloud.objects.lock().unwrap().get_mut(&id).unwrap().value = "  v  ".into();
+    let plan = h.preview_with(&program, RunOptions { refresh: true, parallel: 2, ..RunOptions::default() }).await.unwrap();
+    assert!(plan.drift.is_empty(), "whitespace the provider ignores is not drift: {:?}", plan.drift);
+    assert_eq!(plan.steps[0].op, Op::Same);
+    h.cloud.objects.lock().unwrap().get_mut(&id).unwrap().value = "w".into();
+    let plan = h.preview_with(&program, RunOptions { refresh: true, parallel: 2, ..RunOptions::default() }).await.unwrap();
+    assert_eq!(plan.drift.len(), 1);
+}

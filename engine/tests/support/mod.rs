@@ -190,6 +190,11 @@ impl ResourceProvider for ThingProvider {
         new: &Value,
     ) -> Result<DiffResponse, ProviderError> {
         let mut response = default_diff(old, new, &self.replace_on(), self.fixed_name().as_ref());
+        // Like an API that normalises what it stores: surrounding whitespace in `value` is no change.
+        let trimmed = |v: &Value| v.get_path(&Path::parse("value").unwrap()).and_then(|v| v.as_str().map(|s| s.trim().to_string()));
+        if trimmed(old).is_some() && trimmed(old) == trimmed(new) {
+            response.changes.retain(|c| c.path.first_key() != Some("value"));
+        }
         // `upper` is computed from `value`.
         if response.changes.iter().any(|c| c.path.first_key() == Some("value")) {
             response.unknown_outputs.push(Path::parse("upper").unwrap());
@@ -204,6 +209,7 @@ impl ResourceProvider for ThingProvider {
             if inputs.fail {
                 return Err(ProviderError::api("Boom", format!("creating {name} failed on purpose")));
             }
+            let half_made = inputs.value.known().is_some_and(|v| v == "half-made");
             let mut objects = self.cloud.objects.lock().unwrap();
             if let Some(existing) = objects.values().find(|o| o.name == name) {
                 return Err(ProviderError::new(
@@ -222,6 +228,11 @@ impl ResourceProvider for ThingProvider {
             };
             let outputs = outputs_of(&object);
             objects.insert(id.clone(), object);
+            if half_made {
+                // Exists, but never became usable (like a Job whose pod failed).
+                let partial = berth_engine::Created { id: id.clone(), outputs: Value::from_json(serde_json::to_value(&outputs).unwrap()) };
+                return Err(ProviderError::api("NotReady", format!("{id} never became ready")).with_partial(partial));
+            }
             Ok(TypedCreated { id, outputs })
         })();
         self.cloud.leave();
