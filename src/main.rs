@@ -8,6 +8,10 @@ fn main() -> ExitCode {
     berth::App::new()
         .program("demo", berth_components::demo::demo)
         .plugins(berth_provider_builtin::plugins())
+        .plugin(berth_provider_aws::plugin())
+        .backend(berth_provider_aws::backend_factory())
+        .secrets_provider(berth_provider_aws::secrets_provider())
         .plugin(berth_provider_vault::plugin())
+        .plugin(berth_provider_kubernetes::plugin())
         .run()
 }

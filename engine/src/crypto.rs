@@ -30,6 +30,8 @@ pub enum CryptoError {
     Malformed(String),
     #[error("decryption failed: the value was altered or encrypted with another key")]
     Tampered,
+    #[error("secrets provider `{provider}`: {message}")]
+    Provider { provider: String, message: String },
 }
 
 /// Encrypts and decrypts secret values. The passphrase implementation is [`Crypter`]; a KMS one

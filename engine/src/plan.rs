@@ -225,11 +225,13 @@ pub struct PlanOptions {
     pub destroy: bool,
 }
 
-/// The seed a provider chooses automatic names from: stable for a resource until it is replaced.
-pub fn seed_for(stack: &str, urn: &Urn, generation: u64) -> [u8; 32] {
+/// The seed a provider chooses automatic names from: stable for a resource until it is replaced,
+/// and different in every stack's state (its lineage), so two projects that happen to use the
+/// same stack and resource names never pick the same physical names.
+pub fn seed_for(lineage: &str, urn: &Urn, generation: u64) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(b"berth-seed\0");
-    hasher.update(stack.as_bytes());
+    hasher.update(lineage.as_bytes());
     hasher.update([0]);
     hasher.update(urn.as_str().as_bytes());
     hasher.update([0]);
@@ -350,7 +352,7 @@ pub async fn plan(graph: Option<&DesiredGraph>, state: &State, providers: &Provi
             });
             continue;
         }
-        match plan_desired(stack, d, found, &known, providers).await {
+        match plan_desired(stack, &state.lineage, d, found, &known, providers).await {
             Ok(step) => {
                 match step.op {
                     Op::Same => {
@@ -475,6 +477,7 @@ fn problem(urn: &Urn, message: impl Into<String>) -> Vec<Problem> {
 /// Plans one desired resource against its recorded state.
 async fn plan_desired(
     stack: &str,
+    lineage: &str,
     d: &DesiredResource,
     found: Option<(&ResourceState, Option<Urn>)>,
     known: &KnownOutputs,
@@ -509,7 +512,7 @@ async fn plan_desired(
         let provider = provider.clone();
         let inputs = &inputs;
         async move {
-            provider.check(ctx, inputs, &seed_for(stack, &d.urn, generation)).await.map_err(|failures| {
+            provider.check(ctx, inputs, &seed_for(lineage, &d.urn, generation)).await.map_err(|failures| {
                 failures
                     .into_iter()
                     .map(|f| Problem { urn: Some(d.urn.clone()), message: format!("invalid input {f}"), help: None })

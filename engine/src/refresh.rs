@@ -38,9 +38,14 @@ pub async fn reconcile(state: &State, providers: &Providers) -> Result<(Vec<Jour
                 let found = provider.lookup(ctx, &r.inputs).await.map_err(|e| fail("lookup of an interrupted create", e))?;
                 match found {
                     Some(observed) => {
+                        // Record what exists, not what was asked for: a create cut short may have
+                        // left it different, and the plan must compare against the truth.
+                        let mut inputs = observed.inputs;
+                        copy_secrecy(&r.inputs, &mut inputs);
                         let mut outputs = observed.outputs;
                         copy_secrecy(&r.outputs, &mut outputs);
-                        let adopted = ResourceState { id: Some(observed.id.clone()), outputs, updated_at: now_rfc3339(), ..r.clone() };
+                        let adopted =
+                            ResourceState { id: Some(observed.id.clone()), inputs, outputs, updated_at: now_rfc3339(), ..r.clone() };
                         notes.push(Reconciled {
                             urn: r.urn.clone(),
                             message: format!("found `{}`, created by an interrupted run: adopted", observed.id),

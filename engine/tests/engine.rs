@@ -489,13 +489,14 @@ async fn a_pending_create_is_adopted_not_repeated() {
         thing(s, "a", "v");
         Ok(())
     };
-    // Simulate a run killed after the create call: the journal has `begin` but no `done`.
-    let (prepared, _) = h.engine.prepare(Operation::Up, Some(&program), None, &RunOptions::default()).await.unwrap();
-    let planned_inputs = prepared.plan.steps[0].new_inputs.clone().unwrap();
-    drop(prepared);
+    // Simulate a run killed after the create call: the journal has `begin` but no `done`. The
+    // run planned against the stack's state (its lineage seeds the automatic name).
     let mut state = berth_engine::State::new("test");
     let codec = berth_engine::state::StateCodec::for_writing(&mut state, &h.engine.keyring, "test").unwrap();
     berth_engine::state::save(h.engine.backend.as_ref(), &mut state, &codec).await.unwrap();
+    let (prepared, _) = h.engine.prepare(Operation::Up, Some(&program), None, &RunOptions::default()).await.unwrap();
+    let planned_inputs = prepared.plan.steps[0].new_inputs.clone().unwrap();
+    drop(prepared);
     let journal = berth_engine::state::Journal::create(&h.engine.backend.journal_path("test"), codec, &state).unwrap();
     let record = berth_engine::state::ResourceState {
         urn: urn(&h, "a"),

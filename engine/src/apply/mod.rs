@@ -106,6 +106,8 @@ pub const DEFAULT_PARALLEL: usize = 16;
 /// What every node shares.
 pub(crate) struct Shared {
     pub stack: String,
+    /// The state's lineage, which seeds automatic names.
+    pub lineage: String,
     pub steps: Vec<Step>,
     pub desired: HashMap<crate::urn::Urn, DesiredResource>,
     pub providers: Arc<Providers>,
@@ -152,6 +154,7 @@ pub async fn apply(
     let nodes = order::build(&plan.steps, &desired);
     let shared = Arc::new(Shared {
         stack: plan.stack.clone(),
+        lineage: state.lineage.clone(),
         steps: plan.steps.clone(),
         desired,
         providers,

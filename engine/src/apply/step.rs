@@ -126,7 +126,7 @@ async fn final_inputs(shared: &Shared, step: &Step, generation: u64, old: Option
     }
     let provider = shared.providers.for_type(&step.ty).map_err(|e| e.to_string())?;
     provider
-        .check(ctx(shared, step, None), &inputs, &seed_for(&shared.stack, &step.urn, generation))
+        .check(ctx(shared, step, None), &inputs, &seed_for(&shared.lineage, &step.urn, generation))
         .await
         .map(|checked| checked.inputs)
         .map_err(|failures| format!("invalid input {}", failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; ")))

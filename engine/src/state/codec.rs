@@ -28,6 +28,8 @@ pub enum StateError {
     Io { path: String, source: std::io::Error },
     #[error("{0}")]
     Lock(String),
+    #[error("{location}: {message}")]
+    Backend { location: String, message: String },
 }
 
 /// Encodes and decodes state with one stack's key.
