@@ -43,6 +43,8 @@ pub fn package(aws: Arc<Aws>) -> Package {
     Package::new(PACKAGE)
         .with(s3::BucketProvider { aws: aws.clone() })
         .with(ec2::SecurityGroupProvider { aws: aws.clone() })
+        .with(ec2::VpcProvider { aws: aws.clone() })
+        .with(ec2::SubnetProvider { aws: aws.clone() })
         .with(iam::RoleProvider { aws: aws.clone() })
         .with(iam::PolicyProvider { aws: aws.clone() })
         .with(iam::RolePolicyAttachmentProvider { aws: aws.clone() })

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod network;
 mod rules;
 
 use aws_sdk_ec2::types::{Filter, IpPermission, ResourceType, Tag, TagSpecification};
@@ -24,6 +25,7 @@ use crate::error::{AwsError, fail, found};
 use crate::validate::{self, Problems, Tags};
 use crate::wait::{self, Change, Poll};
 
+pub use network::{Subnet, SubnetOutputs, SubnetProvider, Vpc, VpcOutputs, VpcProvider};
 pub use rules::Rule;
 use rules::{check_rule, validate_description};
 

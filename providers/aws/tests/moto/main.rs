@@ -12,6 +12,7 @@ mod elasticache;
 mod faults;
 mod groups;
 mod iam;
+mod network;
 mod rds;
 mod recovery;
 mod s3;
