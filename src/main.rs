@@ -7,6 +7,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     berth::App::new()
         .program("demo", berth_components::demo::demo)
+        .program("edxapp", berth_components::edxapp::edxapp)
+        .program("network", berth_components::network::network)
+        .program("cluster", berth_components::cluster::cluster)
         .plugins(berth_provider_builtin::plugins())
         .plugin(berth_provider_aws::plugin())
         .backend(berth_provider_aws::backend_factory())

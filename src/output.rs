@@ -11,8 +11,9 @@ use berth_engine::value::SECRET_MASK;
 
 use crate::cli::ColorChoice;
 
-/// Shorter values are not scrubbed: they would mangle ordinary text ("on", "123").
-const MIN_SECRET_LEN: usize = 4;
+/// Shorter values are not scrubbed: they would mangle ordinary text (a kv secret may hold a plain
+/// user name like `edxapp`). Every secret is still masked wherever berth renders it as a value.
+const MIN_SECRET_LEN: usize = 8;
 
 fn secrets() -> &'static RwLock<Vec<String>> {
     static SECRETS: OnceLock<RwLock<Vec<String>>> = OnceLock::new();
@@ -149,8 +150,8 @@ mod tests {
 
     #[test]
     fn scrubs_registered_secrets_longest_first() {
-        register_secrets(["hunter2-long-secret".to_string(), "hunter2".to_string(), "ab".to_string()]);
-        assert_eq!(redact("api said: bad password hunter2-long-secret (hunter2)"), "api said: bad password [secret] ([secret])");
-        assert_eq!(redact("ab stays: too short to scrub safely"), "ab stays: too short to scrub safely");
+        register_secrets(["hunter2-long-secret".to_string(), "hunter22".to_string(), "edxapp".to_string()]);
+        assert_eq!(redact("api said: bad password hunter2-long-secret (hunter22)"), "api said: bad password [secret] ([secret])");
+        assert_eq!(redact("edxapp stays: too short to scrub safely"), "edxapp stays: too short to scrub safely");
     }
 }

@@ -21,7 +21,7 @@ fn the_twelve_stacks_load_into_typed_config() {
         let tier = settings.tier.clone().unwrap();
         assert_eq!(config.edxapp.environment.as_str(), tier);
         assert!(config.edxapp.image.digest_problem().is_none(), "{stack}");
-        assert!(matches!(config.network, Source::Stack { .. }) && matches!(config.cluster, Source::Stack { .. }));
+        assert!(matches!(config.network, Source::Stack { .. }) && matches!(config.cluster, Source::Stack { .. }), "{stack}");
         let production = config.edxapp.environment == Environment::Production;
         assert_eq!(config.edxapp.database.multi_az, production, "{stack}: tier defaults reached the stack");
         assert_eq!(config.edxapp.database.deletion_protection, production);

@@ -82,6 +82,8 @@ pub struct RunOptions {
     pub parallel: usize,
     /// Reads other stacks' outputs (`Stack::reference`).
     pub references: Option<References>,
+    /// The project directory programs read files from (default: the working directory).
+    pub project_dir: Option<std::path::PathBuf>,
 }
 
 /// A stack's program, run: the desired graph and anything worth warning about.
@@ -97,13 +99,17 @@ pub fn run_program(
     program: &dyn Program,
     stack: &str,
     config: Option<Node>,
-    references: Option<&References>,
+    run: &RunOptions,
     missing: MissingStacks,
 ) -> Result<ProgramRun, OpError> {
+    let references = run.references.as_ref();
     let mut context = match config {
         Some(node) => Stack::with_config(stack, node),
         None => Stack::new(stack),
     };
+    if let Some(dir) = &run.project_dir {
+        context = context.with_project_dir(dir.clone());
+    }
     if let Some(r) = references {
         context = context.with_references(r.resolver.clone(), missing);
     }
@@ -235,7 +241,7 @@ impl Engine {
         config: Option<Node>,
         run: &RunOptions,
     ) -> Result<(Plan, Vec<ConfigWarning>), OpError> {
-        let program_run = run_program(program, &self.stack, config, run.references.as_ref(), MissingStacks::Unknown)?;
+        let program_run = run_program(program, &self.stack, config, run, MissingStacks::Unknown)?;
         let (mut state, _, _, reconciled) = self.load_settled().await?;
         let targets = resolve_targets(&run.targets, Some(&program_run.graph), &state)?;
         let (_, drift) = self.refreshed(&mut state, run, &targets).await?;
@@ -258,7 +264,7 @@ impl Engine {
         let started_at = now_rfc3339();
         // Run the program first: its mistakes are reported before the stack is even locked.
         let program_run = match (operation, program) {
-            (Operation::Up, Some(p)) => Some(run_program(p, &self.stack, config, run.references.as_ref(), MissingStacks::Error)?),
+            (Operation::Up, Some(p)) => Some(run_program(p, &self.stack, config, run, MissingStacks::Error)?),
             (Operation::Up, None) => return Err(OpError::Program("no stack program given".into())),
             _ => None,
         };

@@ -275,6 +275,7 @@ pub struct Stack {
     references: Option<Arc<dyn StackReferences>>,
     missing_stacks: MissingStacks,
     notes: Vec<String>,
+    project_dir: std::path::PathBuf,
 }
 
 impl Stack {
@@ -291,7 +292,19 @@ impl Stack {
             references: None,
             missing_stacks: MissingStacks::Error,
             notes: Vec::new(),
+            project_dir: std::path::PathBuf::from("."),
         }
+    }
+
+    /// The project directory (where `stacks/` and `files/` are), for programs that read files.
+    pub fn project_dir(&self) -> &std::path::Path {
+        &self.project_dir
+    }
+
+    /// Sets the project directory.
+    pub fn with_project_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Stack {
+        self.project_dir = dir.into();
+        self
     }
 
     /// A context whose program reads `config` (the stack file's `config:` section, with tier
@@ -331,7 +344,15 @@ impl Stack {
         Ok(StackReference { stack: stack.to_string(), outputs })
     }
 
-    /// Notes for the plan (references to stacks with no state yet).
+    /// Adds a note to the plan (shown as a warning in previews).
+    pub fn note(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        if !self.notes.contains(&message) {
+            self.notes.push(message);
+        }
+    }
+
+    /// Notes for the plan (references to stacks with no state yet, and the program's own).
     pub fn notes(&self) -> &[String] {
         &self.notes
     }

@@ -22,6 +22,7 @@ fn run_options(ctx: &Context, plan: &PlanArgs) -> RunOptions {
         targets: plan.targets.clone(),
         parallel: plan.parallel as usize,
         references: Some(ctx.references()),
+        project_dir: Some(ctx.project.root.clone()),
     }
 }
 
@@ -197,7 +198,13 @@ pub async fn destroy(ctx: &Context<'_>, stack: &str, targets: &[String], paralle
     let settings = ctx.settings(stack, &[])?;
     let engine = ctx.engine(&settings)?;
     let cancel = interrupt_handler(ctx);
-    let run = RunOptions { refresh: false, targets: targets.to_vec(), parallel: parallel as usize, references: None };
+    let run = RunOptions {
+        refresh: false,
+        targets: targets.to_vec(),
+        parallel: parallel as usize,
+        references: None,
+        project_dir: Some(ctx.project.root.clone()),
+    };
     let (prepared, _) = engine.prepare(Operation::Destroy, None, None, &run).await?;
     register_plan_secrets(&prepared.plan);
     let plan_doc = plan_json(&prepared.plan);
@@ -240,7 +247,13 @@ pub async fn refresh(
 ) -> Result<u8, CliError> {
     let settings = ctx.settings(stack, &[])?;
     let engine = ctx.engine(&settings)?;
-    let run = RunOptions { refresh: true, targets: Vec::new(), parallel: parallel as usize, references: None };
+    let run = RunOptions {
+        refresh: true,
+        targets: Vec::new(),
+        parallel: parallel as usize,
+        references: None,
+        project_dir: Some(ctx.project.root.clone()),
+    };
     let (prepared, _) = engine.prepare(Operation::Refresh, None, None, &run).await?;
     register_plan_secrets(&prepared.plan);
     let drift = prepared.plan.drift.clone();

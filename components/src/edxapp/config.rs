@@ -53,6 +53,16 @@ pub struct Edxapp {
     /// The storage class of the shared /openedx/data volume.
     #[serde(default = "default_storage_class")]
     pub data_storage_class: String,
+    /// The namespace it runs in. Default: `<deployment>-openedx`.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Which `files/edxapp/<name>/` holds its static configuration. Default: the deployment.
+    #[serde(default)]
+    pub config_files: Option<String>,
+    /// Have Vault check that it can log in to the database when configuring the connection
+    /// (off only where the database is an emulator).
+    #[serde(default = "yes")]
+    pub verify_database_connection: bool,
 }
 
 fn yes() -> bool {
@@ -182,13 +192,13 @@ pub struct Network {
     pub pod_cidrs: Vec<String>,
 }
 
-/// What the deployment needs of its cluster.
+/// What the deployment needs of its cluster (the outputs of a `cluster` stack).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     pub name: String,
-    /// The namespace edxapp runs in (created by the cluster stack).
-    pub namespace: String,
+    /// The namespaces the cluster stack created; edxapp's must be one of them.
+    pub namespaces: Vec<String>,
     /// The cluster's OIDC issuer, without `https://` (for IRSA trust policies).
     pub oidc_issuer: String,
     /// The ARN of the cluster's IAM OIDC provider.

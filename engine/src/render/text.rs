@@ -64,7 +64,21 @@ fn diff_summary(step: &Step) -> String {
     format!("[diff: {}]", fields.join(" "))
 }
 
-fn step_info(step: &Step) -> String {
+/// Notes that many steps share (the same caveat for every resource of a provider) print once
+/// under the tree instead of on every line.
+fn shared_notes(plan: &Plan) -> Vec<(String, usize)> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for step in &plan.steps {
+        for note in &step.notes {
+            *counts.entry(note.as_str()).or_default() += 1;
+        }
+    }
+    let mut shared: Vec<(String, usize)> = counts.into_iter().filter(|(_, n)| *n >= 3).map(|(note, n)| (note.to_string(), n)).collect();
+    shared.sort();
+    shared
+}
+
+fn step_info(step: &Step, shared: &[(String, usize)]) -> String {
     let mut info = Vec::new();
     let diffs = diff_summary(step);
     if !diffs.is_empty() {
@@ -87,7 +101,7 @@ fn step_info(step: &Step) -> String {
     {
         info.push(reason.clone());
     }
-    info.extend(step.notes.iter().cloned());
+    info.extend(step.notes.iter().filter(|n| !shared.iter().any(|(s, _)| s == *n)).cloned());
     if !step.state_only_changes.is_empty() && step.op == Op::Same {
         info.push(format!("state only: {}", step.state_only_changes.join(", ")));
     }
@@ -114,6 +128,7 @@ fn is_shown(step: &Step, show_same: bool) -> bool {
 /// `diff`) every field change.
 pub fn plan_text(plan: &Plan, options: RenderOptions) -> String {
     let style = options.style;
+    let shared = shared_notes(plan);
     let mut out = String::new();
     if !plan.reconciled.is_empty() {
         let _ = writeln!(out, "{}", style.bold("Settled from an interrupted run:"));
@@ -202,7 +217,7 @@ pub fn plan_text(plan: &Plan, options: RenderOptions) -> String {
                 " ".repeat(pad),
                 step.name(),
                 style.op(step.op, plan_label(step)),
-                step_info(step)
+                step_info(step, &shared)
             );
             let _ = writeln!(out, "{}", line.trim_end());
         }
@@ -294,6 +309,9 @@ pub fn plan_text(plan: &Plan, options: RenderOptions) -> String {
     let _ = writeln!(out, "{} {}", style.bold("Resources:"), parts.join(", "));
     for warning in &plan.warnings {
         let _ = writeln!(out, "{} {warning}", style.yellow("warning:"));
+    }
+    for (note, count) in &shared {
+        let _ = writeln!(out, "{} {note} ({count} resources)", style.bold("note:"));
     }
     out
 }

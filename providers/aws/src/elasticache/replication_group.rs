@@ -111,6 +111,33 @@ pub struct ReplicationGroup {
     pub tags: Tags,
 }
 
+/// The serde defaults; `engine_version` and `node_type` have none and must be set.
+impl Default for ReplicationGroup {
+    fn default() -> Self {
+        ReplicationGroup {
+            replication_group_id: None,
+            description: default_description(),
+            engine: CacheEngine::default(),
+            engine_version: String::new(),
+            node_type: String::new(),
+            num_cache_clusters: one(),
+            port: default_port(),
+            parameter_group_name: None,
+            subnet_group_name: None,
+            security_group_ids: Vec::new(),
+            transit_encryption_enabled: true,
+            at_rest_encryption_enabled: true,
+            kms_key_id: None,
+            auth_token: None,
+            automatic_failover_enabled: false,
+            multi_az_enabled: false,
+            snapshot_retention_limit: 0,
+            apply_immediately: true,
+            tags: Tags::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReplicationGroupOutputs {
     pub arn: String,

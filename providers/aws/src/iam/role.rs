@@ -41,6 +41,20 @@ pub struct Role {
     pub tags: Tags,
 }
 
+/// The serde defaults; `assume_role_policy` has none and must be set.
+impl Default for Role {
+    fn default() -> Self {
+        Role {
+            name: None,
+            path: default_path(),
+            assume_role_policy: Input::Value(String::new()),
+            description: None,
+            max_session_duration: default_max_session(),
+            tags: Tags::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RoleOutputs {
     pub arn: String,

@@ -127,6 +127,39 @@ pub struct Instance {
     pub tags: Tags,
 }
 
+/// The serde defaults; `engine_version`, `instance_class`, `allocated_storage` and `password`
+/// have none and must be set.
+impl Default for Instance {
+    fn default() -> Self {
+        Instance {
+            identifier: None,
+            engine: Engine::default(),
+            engine_version: String::new(),
+            instance_class: String::new(),
+            allocated_storage: 0,
+            max_allocated_storage: None,
+            storage_type: default_storage_type(),
+            db_name: None,
+            username: default_username(),
+            password: Input::Value(Secret::new(String::new())),
+            port: default_port(),
+            multi_az: false,
+            backup_retention_period: default_backup_days(),
+            parameter_group_name: None,
+            subnet_group_name: None,
+            vpc_security_group_ids: Vec::new(),
+            storage_encrypted: true,
+            kms_key_id: None,
+            deletion_protection: false,
+            publicly_accessible: false,
+            skip_final_snapshot: false,
+            final_snapshot_identifier: None,
+            apply_immediately: true,
+            tags: Tags::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceOutputs {
     pub arn: String,

@@ -97,7 +97,9 @@ fn known_strings(list: &[Input<String>]) -> Vec<String> {
 }
 
 pub(crate) fn check_subnets(problems: &mut Problems, subnets: &mut [Input<String>]) {
-    if subnets.len() < 2 {
+    // A list still unknown (another stack's output, at plan time) may hold any number.
+    let all_known = subnets.iter().all(Input::is_known);
+    if all_known && subnets.len() < 2 {
         problems.add("subnet_ids", "give at least two subnets, in different availability zones (AWS requires two zones)");
     }
     for s in subnets.iter() {
