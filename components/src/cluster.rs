@@ -24,6 +24,9 @@ pub struct ClusterConfig {
     pub oidc_thumbprint: String,
     /// The API server as Vault reaches it.
     pub kubernetes_host: String,
+    /// A PEM file (relative to the project, or absolute) with the API server's CA, for Vault.
+    #[serde(default)]
+    pub kubernetes_ca_file: Option<String>,
     /// Where Vault's kubernetes auth method for this cluster is enabled.
     pub vault_auth_mount: String,
     /// The Vault address pods use.
@@ -59,7 +62,15 @@ pub fn cluster(stack: &mut Stack) -> ProgramResult {
     )?;
     let mut backend = AuthBackend::new(&config.vault_auth_mount, "kubernetes");
     backend.description = format!("service accounts of cluster {}", config.name);
-    backend.kubernetes = Some(KubernetesAuthConfig::new(config.kubernetes_host.clone()));
+    let mut kubernetes = KubernetesAuthConfig::new(config.kubernetes_host.clone());
+    // Vault runs outside the cluster: it has no pod token or CA of its own to fall back to.
+    kubernetes.disable_local_ca_jwt = true;
+    if let Some(file) = &config.kubernetes_ca_file {
+        let pem = std::fs::read_to_string(stack.project_dir().join(file))
+            .map_err(|e| format!("config.kubernetes_ca_file: cannot read {file}: {e}"))?;
+        kubernetes.kubernetes_ca_cert = Some(pem.into());
+    }
+    backend.kubernetes = Some(kubernetes);
     let auth = stack.register("vault-auth", backend, Options::new())?;
     stack.export_value("name", &config.name);
     stack.export_value("namespaces", &config.namespaces);
