@@ -87,13 +87,16 @@ impl<'a> Context<'a> {
         backend_for(&self.project, &self.app.backends, settings)
     }
 
-    /// Reads other stacks' outputs for `Stack::reference`, each through its own backend.
-    pub fn references(&self) -> References {
+    /// Reads other stacks' outputs for `Stack::reference`: a stack with a file in this project
+    /// through its own backend, any other (another project's, as with Pulumi's stack
+    /// references) through the backend and secrets of `referencing`.
+    pub fn references(&self, referencing: &StackSettings) -> References {
         References::new(Arc::new(ProjectReferences {
             project: self.project.clone(),
             backends: self.app.backends.clone(),
             secrets: self.app.secrets.clone(),
             backend_override: self.backend_override.clone(),
+            referencing: referencing.clone(),
         }))
     }
 
@@ -197,12 +200,18 @@ struct ProjectReferences {
     backends: Vec<Arc<dyn BackendFactory>>,
     secrets: Vec<Arc<dyn SecretsProvider>>,
     backend_override: Option<String>,
+    referencing: StackSettings,
 }
 
 impl StackReferences for ProjectReferences {
     fn outputs(&self, stack: &str) -> Result<Option<BTreeMap<String, Value>>, String> {
+        validate_stack_name(stack).map_err(|e| e.message)?;
         let keyring = || Keyring::from_env().with_secrets(None, self.secrets.clone());
-        let mut settings = self.project.load_stack(stack, &[], &keyring()).map_err(|e| e.to_string())?;
+        let mut settings = if self.project.stack_file(stack).exists() {
+            self.project.load_stack(stack, &[], &keyring()).map_err(|e| e.to_string())?
+        } else {
+            StackSettings { name: stack.to_string(), ..self.referencing.clone() }
+        };
         if let Some(url) = &self.backend_override {
             settings.backend = Some(url.clone());
         }

@@ -6,6 +6,7 @@ use berth_engine::apply::{ApplyObserver, ApplyOptions, ApplyReport, Silent};
 use berth_engine::config::ConfigWarning;
 use berth_engine::ops::{Engine, Operation, Prepared, RunOptions};
 use berth_engine::plan::Plan;
+use berth_engine::project::StackSettings;
 use berth_engine::render::{RenderOptions, apply_json, apply_summary, drift_json, drift_text, plan_json, plan_text};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -16,12 +17,12 @@ use crate::error::{CliError, EXIT_CHANGES, EXIT_INTERRUPTED};
 use crate::output::{register_plan_secrets, register_secrets};
 use crate::progress::{LiveProgress, PlainProgress};
 
-fn run_options(ctx: &Context, plan: &PlanArgs) -> RunOptions {
+fn run_options(ctx: &Context, settings: &StackSettings, plan: &PlanArgs) -> RunOptions {
     RunOptions {
         refresh: plan.refresh,
         targets: plan.targets.clone(),
         parallel: plan.parallel as usize,
-        references: Some(ctx.references()),
+        references: Some(ctx.references(settings)),
         project_dir: Some(ctx.project.root.clone()),
     }
 }
@@ -67,7 +68,7 @@ pub async fn preview(ctx: &Context<'_>, stack: &str, args: &PlanArgs, detailed_e
     let settings = ctx.settings(stack, &args.config)?;
     let engine = ctx.engine(&settings)?;
     let program = ctx.program(&settings)?;
-    let (plan, warnings) = engine.preview(program.as_ref(), Some(settings.config.clone()), &run_options(ctx, args)).await?;
+    let (plan, warnings) = engine.preview(program.as_ref(), Some(settings.config.clone()), &run_options(ctx, &settings, args)).await?;
     register_plan_secrets(&plan);
     print_warnings(ctx, &warnings);
     if args.json {
@@ -141,7 +142,7 @@ pub async fn up(ctx: &Context<'_>, stack: &str, args: &PlanArgs, yes: bool) -> R
     let program = ctx.program(&settings)?;
     let cancel = interrupt_handler(ctx);
     let (prepared, warnings) =
-        engine.prepare(Operation::Up, Some(program.as_ref()), Some(settings.config.clone()), &run_options(ctx, args)).await?;
+        engine.prepare(Operation::Up, Some(program.as_ref()), Some(settings.config.clone()), &run_options(ctx, &settings, args)).await?;
     register_plan_secrets(&prepared.plan);
     register_secrets(prepared.secret_strings());
     print_warnings(ctx, &warnings);
