@@ -71,12 +71,19 @@ fn every_shipped_stack_previews_offline() {
         let warnings = plan["warnings"].to_string();
         let tier = stack.split_once('.').unwrap().1;
         for referenced in [format!("network.{tier}"), format!("cluster.applications.{tier}")] {
-            assert!(warnings.contains(&format!("stack `{referenced}` has no state yet")), "{stack}: a note for {referenced}\n{}", text(&run));
+            assert!(
+                warnings.contains(&format!("stack `{referenced}` has no state yet")),
+                "{stack}: a note for {referenced}\n{}",
+                text(&run)
+            );
         }
         assert!(plan["outputs"]["lms_url"].as_str().is_some_and(|u| u.starts_with("https://")), "{stack}: {}", plan["outputs"]);
         assert!(run.stderr.is_empty(), "{stack}: {}", text(&run));
     }
-    assert!(std::fs::read_dir(state.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".json")), "a preview saves no state");
+    assert!(
+        std::fs::read_dir(state.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".json")),
+        "a preview saves no state"
+    );
 }
 
 #[test]

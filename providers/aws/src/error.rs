@@ -23,6 +23,8 @@ const NOT_FOUND_CODES: &[&str] = &[
     "NoSuchBucket",
     "NotFound",
     "InvalidGroup.NotFound",
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
     "InvalidSecurityGroupRuleId.NotFound",
     "InvalidPermission.NotFound",
     "NotFoundException",

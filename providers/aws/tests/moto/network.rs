@@ -81,8 +81,22 @@ async fn vpc_and_subnets_lifecycle() {
         .unwrap();
     assert_eq!(imported[0].inputs.as_object().unwrap()["cidr_block"].as_str(), Some("10.42.0.0/16"));
 
+    // A subnet deleted by hand: refresh drops it from state and the plan creates it again.
+    let (b_id, _) = recorded(&h.state().await, "b");
+    aws.ec2.delete_subnet().subnet_id(&b_id).send().await.unwrap();
+    let plan = h.preview(&program(true, "10.42.3.0/24"), true).await;
+    assert_eq!(ops(&plan)["b"], Op::Create, "{}", explain(&plan));
+
     h.destroy().await;
     assert!(aws.ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.is_err(), "destroy removed the VPC");
+    // Gone is a plain "no such resource", not an error reading it.
+    let gone = Harness::new("")
+        .engine
+        .import(&[ImportRequest { ty: "aws:ec2:Vpc".into(), name: "gone".into(), id: vpc_id.clone(), parent: None, protect: false }])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(gone.contains("exists") && !gone.contains("failed"), "{gone}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,468 @@
+//! edxapp end to end on the testbed, through the `berth` binary as an operator runs it: the
+//! network, cluster and edxapp stacks up against moto, OpenBao and the real kube-apiserver (a
+//! stand-in kubelet lets the real Job and Deployment controllers finish Jobs and rollouts), a
+//! no-op `up` that writes nothing anywhere, a release that runs its pre-deploy Jobs once and
+//! rolls the Deployments out only after them, a failing migration that stops the rollout and is
+//! replaced by the next `up`, and a destroy after which berth can find none of what it made.
+//!
+//! Each test has its own deployment name, namespace, Vault mounts, OIDC issuer and state
+//! directory, so tests run in parallel and leave nothing behind. Needs `make testbed`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_provider_kubernetes::cluster::{Cluster, ClusterSettings, Connection};
+use berth_provider_kubernetes::discovery::Target;
+use berth_provider_kubernetes::kinds::Gvk;
+use berth_provider_kubernetes::testing::FakeKubelet;
+use serde_json::Value as Json;
+
+#[path = "../providers/aws/tests/moto/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+const CRD_FILES: [&str; 4] = ["keda.yaml", "vault-secrets-operator.yaml", "gateway-api.yaml", "cert-manager.yaml"];
+/// The longest any one berth command may take before the test gives up on it.
+const COMMAND_DEADLINE: Duration = Duration::from_secs(300);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: start the testbed with `make testbed` and load $BERTH_CACHE/testbed/all.env"))
+}
+
+fn digest(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+struct Run {
+    output: Output,
+    args: String,
+}
+
+impl Run {
+    fn ok(&self) -> bool {
+        self.output.status.success()
+    }
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).to_string()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).to_string()
+    }
+    fn describe(&self) -> String {
+        format!("berth {} ({})\nstdout:\n{}\nstderr:\n{}", self.args, self.output.status, self.stdout(), self.stderr())
+    }
+    fn assert_ok(&self) -> &Run {
+        assert!(self.ok(), "{}", self.describe());
+        self
+    }
+    fn json(&self) -> Json {
+        serde_json::from_slice(&self.output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.describe()))
+    }
+}
+
+/// One test's world: its names, its state directory, its view of the cluster.
+struct World {
+    id: String,
+    namespace: String,
+    state: tempfile::TempDir,
+    cluster: Arc<Cluster>,
+    /// Environment overrides for the next commands (the recording proxies).
+    aws_endpoint: String,
+    vault_addr: String,
+}
+
+impl World {
+    async fn new(tag: &str) -> World {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let id = format!("e2e{tag}{:05x}", (nanos ^ std::process::id()) & 0xfffff);
+        let connection = Connection::new(ClusterSettings { kubeconfig: Some(env("BERTH_TEST_KUBECONFIG").into()), ..Default::default() });
+        let cluster = connection.get().await.expect("the testbed's kubeconfig");
+        ensure_crds(&cluster).await;
+        World {
+            namespace: format!("{id}-openedx"),
+            id,
+            state: tempfile::tempdir().unwrap(),
+            cluster,
+            aws_endpoint: env("AWS_ENDPOINT_URL"),
+            vault_addr: env("VAULT_ADDR"),
+        }
+    }
+
+    /// The `--config` overrides that make the shipped stack files this test's own.
+    fn overrides(&self, stack: &str, image: &str) -> Vec<String> {
+        let ca = Path::new(&env("BERTH_TEST_KUBECONFIG")).with_file_name("ca.crt");
+        let config: Vec<String> = match stack {
+            "network.local" => vec![],
+            "cluster.local" => vec![
+                format!("name={}", self.id),
+                format!("namespaces=[{}]", self.namespace),
+                format!("oidc_issuer={}.oidc.local.test", self.id),
+                format!("vault_auth_mount=kubernetes-{}", self.id),
+                format!("kubernetes_ca_file={}", ca.display()),
+                // The CRDs are the testbed's, shared by every test (ensure_crds).
+                "crd_files=[]".into(),
+            ],
+            _ => vec![
+                format!("edxapp.deployment={}", self.id),
+                format!("edxapp.namespace={}", self.namespace),
+                format!("edxapp.image.digest={image}"),
+            ],
+        };
+        config.into_iter().flat_map(|c| ["--config".to_string(), c]).collect()
+    }
+
+    fn berth(&self, args: &[&str]) -> Run {
+        self.berth_with_state(self.state.path(), args)
+    }
+
+    fn berth_with_state(&self, state: &Path, args: &[&str]) -> Run {
+        let backend = format!("file://{}", state.display());
+        let mut command = Command::new(BIN);
+        command
+            .args(["-C", repo().to_str().unwrap(), "--backend", &backend])
+            .args(args)
+            .env("BERTH_PASSPHRASE", "e2e-passphrase")
+            .env("NO_COLOR", "1")
+            .env("KUBECONFIG", env("BERTH_TEST_KUBECONFIG"))
+            .env("AWS_ENDPOINT_URL", &self.aws_endpoint)
+            .env("VAULT_ADDR", &self.vault_addr)
+            .env_remove("BERTH_PROJECT")
+            .env_remove("BERTH_BACKEND")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        // Read the pipes while waiting, so a chatty command cannot block on a full pipe.
+        let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let stdout = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut out, &mut buf).ok();
+            buf
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut err, &mut buf).ok();
+            buf
+        });
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > COMMAND_DEADLINE {
+                child.kill().ok();
+                break child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let output = Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
+        Run { output, args: args.join(" ") }
+    }
+
+    /// `berth stack <verb> <stack> [extra] --config …` for this test.
+    fn stack(&self, verb: &str, stack: &str, image: &str, extra: &[&str]) -> Run {
+        let overrides = self.overrides(stack, image);
+        let mut args = vec!["stack", verb, stack];
+        args.extend_from_slice(extra);
+        args.extend(overrides.iter().map(String::as_str));
+        self.berth(&args)
+    }
+
+    /// network.local and cluster.local, which edxapp reads through stack references.
+    fn up_foundations(&self) {
+        for stack in ["network.local", "cluster.local"] {
+            self.stack("up", stack, "", &["--yes"]).assert_ok();
+        }
+    }
+
+    /// Every resource (type, id) the stacks have in state.
+    fn inventory(&self) -> Vec<(String, String, String)> {
+        let mut all = Vec::new();
+        for stack in ["local", "cluster.local", "network.local"] {
+            let list = self.berth(&["state", "list", stack, "--json"]);
+            list.assert_ok();
+            for r in list.json()["resources"].as_array().unwrap() {
+                if r["custom"] == true && !r["type"].as_str().unwrap().starts_with("random:") {
+                    all.push((stack.to_string(), r["type"].as_str().unwrap().to_string(), r["id"].as_str().unwrap().to_string()));
+                }
+            }
+        }
+        all
+    }
+
+    async fn get(&self, kind: &str, name: &str) -> Option<Json> {
+        let (group, version, kind) = match kind {
+            "Deployment" => ("apps", "v1", kind),
+            "Job" => ("batch", "v1", kind),
+            "Namespace" => ("", "v1", kind),
+            _ => panic!("no kind {kind} here"),
+        };
+        let target = resolve(&self.cluster, &Gvk::new(group, version, kind)).await;
+        self.cluster.get(&target, Some(&self.namespace), name).await.unwrap()
+    }
+
+    /// What berth last wrote to each of the stack's Kubernetes objects: the object's generation
+    /// and berth's managed-fields entry (its time changes with every write that changes
+    /// anything). Controllers' status updates do not touch either.
+    async fn berth_writes(&self) -> Vec<(String, Json)> {
+        let mut seen = Vec::new();
+        for (_, ty, id) in self.inventory().into_iter().filter(|(_, ty, _)| ty.starts_with("kubernetes:")) {
+            let gvk = Gvk::from_token(&ty).unwrap();
+            let target = resolve(&self.cluster, &gvk).await;
+            let (namespace, name) = match id.split_once('/') {
+                Some((ns, name)) => (Some(ns), name),
+                None => (None, id.as_str()),
+            };
+            let Some(object) = self.cluster.get(&target, namespace, name).await.unwrap() else { continue };
+            let entries: Vec<Json> = object["metadata"]["managedFields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["manager"] == "berth" && e["subresource"].is_null())
+                .cloned()
+                .collect();
+            seen.push((format!("{ty} {id}"), serde_json::json!({"generation": object["metadata"]["generation"], "berth": entries})));
+        }
+        seen
+    }
+
+    /// The Jobs the plan for `image` creates, in order (LMS migrations first).
+    fn planned_jobs(&self, image: &str) -> Vec<String> {
+        let preview = self.stack("preview", "local", image, &["--json"]);
+        preview.assert_ok();
+        let plan = preview.json();
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["type"] == "kubernetes:batch/v1:Job" && s["op"] == "create")
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The image each Deployment of the stack runs (by name).
+    async fn deployment_images(&self) -> Vec<(String, String)> {
+        let target = resolve(&self.cluster, &Gvk::new("apps", "v1", "Deployment")).await;
+        let mut images: Vec<(String, String)> = self
+            .cluster
+            .list(&target, Some(&self.namespace), "")
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let name = d["metadata"]["name"].as_str().unwrap().to_string();
+                (name, d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string())
+            })
+            .collect();
+        images.sort();
+        images
+    }
+
+    /// Asserts that every Deployment was last written by berth no earlier than every one of
+    /// `jobs` completed: the rollout waited for the pre-deploy Jobs.
+    async fn assert_rollout_after(&self, jobs: &[String]) {
+        let mut last_completion = String::new();
+        for job in jobs {
+            let live = self.get("Job", job).await.unwrap_or_else(|| panic!("Job {job} exists"));
+            let done = live["status"]["completionTime"].as_str().unwrap_or_else(|| panic!("Job {job} completed: {}", live["status"]));
+            last_completion = last_completion.max(done.to_string());
+        }
+        let target = resolve(&self.cluster, &Gvk::new("apps", "v1", "Deployment")).await;
+        let deployments = self.cluster.list(&target, Some(&self.namespace), "").await.unwrap();
+        assert_eq!(deployments.len(), 5, "two webapps, two celery workers, scheduled emails");
+        for d in deployments {
+            let written = d["metadata"]["managedFields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["manager"] == "berth" && e["operation"] == "Apply")
+                .filter_map(|e| e["time"].as_str())
+                .max()
+                .unwrap()
+                .to_string();
+            assert!(
+                written >= last_completion,
+                "{} written at {written}, before the Jobs completed at {last_completion}",
+                d["metadata"]["name"]
+            );
+        }
+    }
+
+    /// Destroys the three stacks, then checks that berth can find none of what they held.
+    fn destroy_and_prove_gone(&self) {
+        let inventory = self.inventory();
+        assert!(inventory.len() > 80, "{inventory:?}");
+        // Destroy works from state alone: no program, no config.
+        for stack in ["local", "cluster.local", "network.local"] {
+            self.berth(&["stack", "destroy", stack, "--yes"]).assert_ok();
+        }
+        let scratch = tempfile::tempdir().unwrap();
+        let mut remaining = Vec::new();
+        for (stack, ty, id) in inventory {
+            // Import asks the provider to read the resource by id: it must find nothing, or
+            // (for what lives inside a Vault mount) not even the mount.
+            let run = self.berth_with_state(scratch.path(), &["stack", "import", &stack, &ty, "leftover", &id]);
+            let gone = [format!("no {ty} with id `{id}` exists"), "create the mount first".into(), "enable the auth method first".into()];
+            if run.ok() || !gone.iter().any(|g| run.stderr().contains(g.as_str())) {
+                remaining.push(run.describe());
+            }
+        }
+        assert!(remaining.is_empty(), "still there after destroy:\n{}", remaining.join("\n"));
+    }
+}
+
+async fn resolve(cluster: &Cluster, gvk: &Gvk) -> Target {
+    cluster.discovery.resolve(&cluster.client, &cluster.server, gvk).await.unwrap_or_else(|_| panic!("the cluster serves {gvk:?}"))
+}
+
+/// The operators' CRDs, as a real cluster has them before any application: applied once for the
+/// whole testbed (never deleted by these tests, which run in parallel), by field manager `berth`
+/// so that `make demo`'s cluster stack can adopt them.
+async fn ensure_crds(cluster: &Cluster) {
+    let target = Target {
+        group: "apiextensions.k8s.io".into(),
+        version: "v1".into(),
+        kind: "CustomResourceDefinition".into(),
+        plural: "customresourcedefinitions".into(),
+        namespaced: false,
+        negotiated_from: None,
+    };
+    for file in CRD_FILES {
+        let text = std::fs::read_to_string(repo().join("testbed/kubernetes/crds").join(file)).unwrap();
+        for manifest in berth_provider_kubernetes::manifests::from_yaml(&text).unwrap() {
+            let name = manifest["metadata"]["name"].as_str().unwrap().to_string();
+            cluster.apply(&target, None, &name, &manifest, false, true).await.unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_runs_its_jobs_once_then_rolls_out_and_a_no_op_writes_nothing() {
+    let w = World::new("rel").await;
+    let kubelet = FakeKubelet::start(w.cluster.clone(), &w.namespace);
+    // Jobs take a while, so a Deployment applied too early would show.
+    kubelet.delay_jobs(Duration::from_secs(2));
+    w.up_foundations();
+
+    let release1 = digest(1);
+    let jobs1 = w.planned_jobs(&release1);
+    assert_eq!(jobs1.len(), 3, "{jobs1:?}");
+    assert!(jobs1[0].contains("-lms-migrate-"), "{jobs1:?}");
+    let up = w.stack("up", "local", &release1, &["--yes"]);
+    up.assert_ok();
+    assert!(up.stdout().contains("created"), "{}", up.describe());
+    w.assert_rollout_after(&jobs1).await;
+    for (name, image) in w.deployment_images().await {
+        assert!(image.ends_with(&format!("@{release1}")), "{name} runs {image}");
+    }
+    let outputs = w.berth(&["stack", "output", "local", "--json"]);
+    outputs.assert_ok();
+    assert_eq!(outputs.json()["pre_deploy_jobs"], serde_json::json!(jobs1));
+
+    // Nothing to do: a preview (also with refresh) says so, and an `up` writes nothing to AWS,
+    // Vault or the cluster (AWS and Vault calls go through recording proxies).
+    w.stack("preview", "local", &release1, &["--expect-no-changes"]).assert_ok();
+    w.stack("preview", "local", &release1, &["--refresh", "--expect-no-changes"]).assert_ok();
+    let before = w.berth_writes().await;
+    let aws = proxy::Proxy::start(&env("AWS_ENDPOINT_URL"));
+    let vault = proxy::Proxy::start(&env("VAULT_ADDR"));
+    let watched = World { aws_endpoint: aws.url.clone(), vault_addr: vault.url.clone(), ..w };
+    std::thread::sleep(Duration::from_millis(1100));
+    let noop = watched.stack("up", "local", &release1, &["--yes", "--refresh"]);
+    noop.assert_ok();
+    assert!(noop.stdout().contains("unchanged") && !noop.stdout().contains("created"), "{}", noop.describe());
+    assert!(!aws.calls().is_empty() && !vault.calls().is_empty(), "the refresh read through the proxies");
+    assert_eq!(aws.mutating_calls(), Vec::<String>::new(), "AWS");
+    assert_eq!(vault.mutating_calls(), Vec::<String>::new(), "Vault");
+    assert_eq!(watched.berth_writes().await, before, "Kubernetes");
+    let w = World { aws_endpoint: env("AWS_ENDPOINT_URL"), vault_addr: env("VAULT_ADDR"), ..watched };
+
+    // A finished Job removed by its TTL is still the same release's Job: nothing re-runs.
+    let job = Target {
+        group: "batch".into(),
+        version: "v1".into(),
+        kind: "Job".into(),
+        plural: "jobs".into(),
+        namespaced: true,
+        negotiated_from: None,
+    };
+    assert!(w.cluster.delete(&job, Some(&w.namespace), &jobs1[0]).await.unwrap());
+    while w.get("Job", &jobs1[0]).await.is_some() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.stack("preview", "local", &release1, &["--refresh", "--expect-no-changes"]).assert_ok();
+
+    // A new release: new Jobs (their names carry the new pod template's hash), run once, and
+    // the Deployments roll out after them; the old release's Jobs go.
+    let release2 = digest(2);
+    let jobs2 = w.planned_jobs(&release2);
+    assert_eq!(jobs2.len(), 3);
+    assert!(jobs2.iter().all(|j| !jobs1.contains(j)), "{jobs1:?} {jobs2:?}");
+    let preview = w.stack("preview", "local", &release2, &["--json"]);
+    let plan = preview.json();
+    let ops = |ty: &str, op: &str| plan["steps"].as_array().unwrap().iter().filter(|s| s["type"] == ty && s["op"] == op).count();
+    assert_eq!(ops("kubernetes:apps/v1:Deployment", "update"), 5, "{}", preview.stdout());
+    assert_eq!(ops("kubernetes:batch/v1:Job", "delete"), 3);
+    w.stack("up", "local", &release2, &["--yes"]).assert_ok();
+    w.assert_rollout_after(&jobs2).await;
+    for (name, image) in w.deployment_images().await {
+        assert!(image.ends_with(&format!("@{release2}")), "{name} runs {image}");
+    }
+    for old in &jobs1[1..] {
+        assert!(w.get("Job", old).await.is_none(), "the old release's Job {old} was deleted");
+    }
+    w.stack("up", "local", &release2, &["--yes", "--expect-no-changes"]).assert_ok();
+
+    drop(kubelet);
+    w.destroy_and_prove_gone();
+    assert!(w.get("Namespace", &w.namespace).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_migration_stops_the_rollout_and_the_next_up_replaces_it() {
+    let w = World::new("fail").await;
+    let kubelet = FakeKubelet::start(w.cluster.clone(), &w.namespace);
+    w.up_foundations();
+    let release1 = digest(3);
+    w.stack("up", "local", &release1, &["--yes"]).assert_ok();
+
+    // The next release's LMS migrations fail.
+    let release2 = digest(4);
+    let jobs = w.planned_jobs(&release2);
+    kubelet.fail_job(&jobs[0], "MigrationFailed", "django.db.utils.OperationalError: (1054, \"Unknown column\")");
+    let up = w.stack("up", "local", &release2, &["--yes"]);
+    assert_eq!(up.output.status.code(), Some(1), "{}", up.describe());
+    let said = format!("{}{}", up.stdout(), up.stderr());
+    assert!(said.contains(&jobs[0]) && said.contains("MigrationFailed"), "names the Job and the pod's reason:\n{said}");
+    for (name, image) in w.deployment_images().await {
+        assert!(image.ends_with(&format!("@{release1}")), "{name} must still run the old release, runs {image}");
+    }
+    assert!(w.get("Job", &jobs[1]).await.is_none(), "Studio migrations wait for LMS migrations");
+    let failed_uid = w.get("Job", &jobs[0]).await.unwrap()["metadata"]["uid"].clone();
+
+    // Fixed (here: the kubelet lets it pass); the next `up` replaces the failed Job by itself.
+    kubelet.succeed_job(&jobs[0]);
+    let preview = w.stack("preview", "local", &release2, &["--json"]);
+    let plan = preview.json();
+    let step = plan["steps"].as_array().unwrap().iter().find(|s| s["name"] == jobs[0].as_str()).unwrap().clone();
+    assert_eq!(step["op"], "replace", "{}", preview.stdout());
+    w.stack("up", "local", &release2, &["--yes"]).assert_ok();
+    let rerun = w.get("Job", &jobs[0]).await.unwrap();
+    assert_ne!(rerun["metadata"]["uid"], failed_uid, "a new Job, not the failed one patched");
+    w.assert_rollout_after(&jobs).await;
+    for (name, image) in w.deployment_images().await {
+        assert!(image.ends_with(&format!("@{release2}")), "{name} runs {image}");
+    }
+
+    drop(kubelet);
+    w.destroy_and_prove_gone();
+}
