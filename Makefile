@@ -16,7 +16,7 @@ all: build
 
 help:
 	@echo "make test    lint, unit and integration tests (what CI runs)"
-	@echo "make demo    deploy the demo stack and show the result"
+	@echo "make demo    start the testbed, deploy Open edX (stacks/local.yaml) on it, show the result"
 	@echo "make bench   benchmarks: preview time/memory, state size, apply parallelism"
 
 build:
@@ -42,11 +42,13 @@ test: lint testbed
 fmt:
 	$(CARGO) fmt --all
 
-demo: build
-	BERTH=$(BERTH) ./scripts/demo.sh
+demo: build testbed
+	BERTH=$(BERTH) KUBELET=$(CARGO_TARGET_DIR)/debug/berth-fake-kubelet ./scripts/demo.sh
 
 clean-demo:
-	BERTH_PASSPHRASE=$${BERTH_PASSPHRASE:-berth-demo} $(BERTH) stack destroy demo --yes
+	set -a && . $(TESTBED_ENV) && set +a && export KUBECONFIG=$$BERTH_TEST_KUBECONFIG \
+	  BERTH_PASSPHRASE=$${BERTH_PASSPHRASE:-berth-demo} && \
+	  for stack in local cluster.local network.local; do $(BERTH) stack destroy $$stack --yes || exit 1; done
 
 bench:
 	$(CARGO) build --release -p berth-testkit

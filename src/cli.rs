@@ -119,6 +119,20 @@ pub enum StackCommand {
         #[arg(long)]
         detailed_exitcode: bool,
     },
+    /// Write the stack's Kubernetes objects as manifest files for GitOps (Argo CD, Flux), with
+    /// Argo CD sync waves from the dependency order: pre-deploy Jobs before the Deployments
+    /// they gate, Deployments before their autoscalers. Changes nothing.
+    #[command(
+        after_help = "Objects whose values are known only after apply (an RDS address not yet created) stop the render with their names; objects holding secret values (Kubernetes Secrets) are not written.\n\nExample:\n  berth stack render mitxonline.qa --out gitops/mitxonline-qa && git -C gitops diff"
+    )]
+    Render {
+        stack: String,
+        /// The directory to write (created; manifests a previous render wrote there are replaced).
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
     /// Create, update and delete resources so the stack matches its program.
     Up {
         stack: String,

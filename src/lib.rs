@@ -130,12 +130,13 @@ fn init_logging(verbose: u8) {
 }
 
 async fn dispatch(ctx: &Context<'_>, command: Command) -> Result<u8, CliError> {
-    use commands::{config, import, stack, state};
+    use commands::{config, import, render, stack, state};
     match command {
         Command::Stack(StackCommand::Preview { stack: name, plan, detailed_exitcode }) => {
             stack::preview(ctx, &name, &plan, detailed_exitcode).await
         }
         Command::Stack(StackCommand::Up { stack: name, plan, yes }) => stack::up(ctx, &name, &plan, yes).await,
+        Command::Stack(StackCommand::Render { stack: name, out, plan }) => render::render(ctx, &name, &out, &plan).await,
         Command::Stack(StackCommand::Destroy { stack: name, json, targets, parallel, yes }) => {
             stack::destroy(ctx, &name, &targets, parallel, yes, json).await
         }

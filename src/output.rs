@@ -144,6 +144,28 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingWriter {
     }
 }
 
+/// `json` as a YAML document (block style, no `---` header).
+pub fn yaml_text(json: &serde_json::Value) -> String {
+    use yaml_rust2::{Yaml, YamlEmitter};
+    fn to_yaml(v: &serde_json::Value) -> Yaml {
+        match v {
+            serde_json::Value::Null => Yaml::Null,
+            serde_json::Value::Bool(b) => Yaml::Boolean(*b),
+            serde_json::Value::Number(n) => n.as_i64().map(Yaml::Integer).unwrap_or_else(|| Yaml::Real(n.to_string())),
+            serde_json::Value::String(s) => Yaml::String(s.clone()),
+            serde_json::Value::Array(items) => Yaml::Array(items.iter().map(to_yaml).collect()),
+            serde_json::Value::Object(map) => Yaml::Hash(map.iter().map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v))).collect()),
+        }
+    }
+    let mut text = String::new();
+    let mut emitter = YamlEmitter::new(&mut text);
+    emitter.multiline_strings(true);
+    let _ = emitter.dump(&to_yaml(json));
+    let mut body = text.strip_prefix("---\n").unwrap_or(&text).to_string();
+    body.push('\n');
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

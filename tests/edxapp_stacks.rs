@@ -138,3 +138,15 @@ fn a_broken_config_fragment_fails_the_preview_naming_the_file() {
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     assert!(String::from_utf8_lossy(&run.stderr).contains("71-cms-general-config.yaml"), "{}", text(&run));
 }
+
+#[test]
+fn render_before_the_backing_services_exist_names_what_is_unknown() {
+    let state = tempfile::tempdir().unwrap();
+    let out = state.path().join("gitops");
+    let run = offline(&repo(), state.path(), &["stack", "render", "mitxonline.qa", "--out", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("known only after apply") && stderr.contains("lms-webapp (kubernetes:apps/v1:Deployment)"), "{}", text(&run));
+    assert!(stderr.contains("berth stack up mitxonline.qa --target"), "says what to do: {}", text(&run));
+    assert!(!out.exists(), "nothing written");
+}

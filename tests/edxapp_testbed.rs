@@ -98,7 +98,6 @@ impl World {
 
     /// The `--config` overrides that make the shipped stack files this test's own.
     fn overrides(&self, stack: &str, image: &str) -> Vec<String> {
-        let ca = Path::new(&env("BERTH_TEST_KUBECONFIG")).with_file_name("ca.crt");
         let config: Vec<String> = match stack {
             "network.local" => vec![],
             "cluster.local" => vec![
@@ -106,7 +105,6 @@ impl World {
                 format!("namespaces=[{}]", self.namespace),
                 format!("oidc_issuer={}.oidc.local.test", self.id),
                 format!("vault_auth_mount=kubernetes-{}", self.id),
-                format!("kubernetes_ca_file={}", ca.display()),
                 // The CRDs are the testbed's, shared by every test (ensure_crds).
                 "crd_files=[]".into(),
             ],
@@ -297,6 +295,62 @@ impl World {
         }
     }
 
+    /// Checks a `stack render` directory: Jobs in earlier sync waves than the Deployments,
+    /// autoscalers later; no Secret and no known secret value; and every manifest accepted by
+    /// the API server (a server-side dry-run apply).
+    async fn assert_renders_apply(&self, dir: &Path) {
+        let kustomization = std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap();
+        let files: Vec<String> = kustomization.lines().filter_map(|l| l.trim().strip_prefix("- ")).map(str::to_string).collect();
+        let objects = self.inventory().iter().filter(|(stack, ty, _)| stack == "local" && ty.starts_with("kubernetes:")).count();
+        assert_eq!(files.len(), objects - 2, "every Kubernetes object but the two Secrets: {files:?}");
+        let secrets = self.secret_values();
+        let mut waves: Vec<(String, u64)> = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap();
+            for secret in &secrets {
+                assert!(!text.contains(secret.as_str()), "{file} holds a secret value");
+            }
+            let manifest = berth_provider_kubernetes::manifests::from_yaml(&text).unwrap().remove(0);
+            let kind = manifest["kind"].as_str().unwrap().to_string();
+            assert_ne!(kind, "Secret");
+            let wave: u64 = manifest["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"].as_str().unwrap().parse().unwrap();
+            waves.push((kind.clone(), wave));
+            let (group, version) = match manifest["apiVersion"].as_str().unwrap().split_once('/') {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (String::new(), manifest["apiVersion"].as_str().unwrap().to_string()),
+            };
+            let target = resolve(&self.cluster, &Gvk::new(&group, &version, &kind)).await;
+            let namespace = manifest["metadata"]["namespace"].as_str().map(str::to_string);
+            let name = manifest["metadata"]["name"].as_str().unwrap().to_string();
+            self.cluster
+                .apply(&target, namespace.as_deref(), &name, &manifest, true, true)
+                .await
+                .unwrap_or_else(|e| panic!("{file} is not accepted by the API server: {e}"));
+        }
+        let of = |kind: &str| waves.iter().filter(|(k, _)| k == kind).map(|(_, w)| *w).collect::<Vec<u64>>();
+        let (jobs, deployments, autoscalers) = (of("Job"), of("Deployment"), of("HorizontalPodAutoscaler"));
+        assert_eq!((jobs.len(), deployments.len(), autoscalers.len()), (3, 5, 2));
+        assert!(jobs.iter().max() < deployments.iter().min(), "Jobs {jobs:?} before Deployments {deployments:?}");
+        assert!(deployments.iter().max() < autoscalers.iter().min(), "Deployments {deployments:?} before autoscalers {autoscalers:?}");
+    }
+
+    /// The secret values berth generated for the stack (its random passwords), read back from
+    /// the state with the passphrase.
+    fn secret_values(&self) -> Vec<String> {
+        let list = self.berth(&["state", "list", "local", "--json"]);
+        let mut values = Vec::new();
+        for r in list.json()["resources"].as_array().unwrap() {
+            if r["type"] == "random:index:Password" {
+                let shown = self.berth(&["state", "show", "local", r["urn"].as_str().unwrap(), "--show-secrets", "--json"]);
+                shown.assert_ok();
+                let result = shown.json()["outputs"]["result"].as_str().map(str::to_string);
+                values.push(result.unwrap_or_else(|| panic!("a password: {}", shown.stdout())));
+            }
+        }
+        assert!(!values.is_empty());
+        values
+    }
+
     /// Destroys the three stacks, then checks that berth can find none of what they held.
     fn destroy_and_prove_gone(&self) {
         let inventory = self.inventory();
@@ -367,6 +421,14 @@ async fn a_release_runs_its_jobs_once_then_rolls_out_and_a_no_op_writes_nothing(
     let outputs = w.berth(&["stack", "output", "local", "--json"]);
     outputs.assert_ok();
     assert_eq!(outputs.json()["pre_deploy_jobs"], serde_json::json!(jobs1));
+
+    // The same objects as GitOps manifests: ordered in sync waves, valid for the API server,
+    // with no secret value in them.
+    let gitops = tempfile::tempdir().unwrap();
+    let render = w.stack("render", "local", &release1, &["--out", gitops.path().to_str().unwrap()]);
+    render.assert_ok();
+    assert!(render.stderr().contains("cms-celery-redis-auth"), "the Secrets are named as withheld: {}", render.describe());
+    w.assert_renders_apply(gitops.path()).await;
 
     // Nothing to do: a preview (also with refresh) says so, and an `up` writes nothing to AWS,
     // Vault or the cluster (AWS and Vault calls go through recording proxies).

@@ -27,6 +27,10 @@ pub struct ClusterConfig {
     /// A PEM file (relative to the project, or absolute) with the API server's CA, for Vault.
     #[serde(default)]
     pub kubernetes_ca_file: Option<String>,
+    /// Give Vault the CA that the kubeconfig (KUBECONFIG's current context) trusts for the API
+    /// server, when no `kubernetes_ca_file` is set: for clusters berth reaches directly.
+    #[serde(default)]
+    pub kubernetes_ca_from_kubeconfig: bool,
     /// Where Vault's kubernetes auth method for this cluster is enabled.
     pub vault_auth_mount: String,
     /// The Vault address pods use.
@@ -68,6 +72,10 @@ pub fn cluster(stack: &mut Stack) -> ProgramResult {
     if let Some(file) = &config.kubernetes_ca_file {
         let pem = std::fs::read_to_string(stack.project_dir().join(file))
             .map_err(|e| format!("config.kubernetes_ca_file: cannot read {file}: {e}"))?;
+        kubernetes.kubernetes_ca_cert = Some(pem.into());
+    } else if config.kubernetes_ca_from_kubeconfig {
+        let pem = berth_provider_kubernetes::cluster::kubeconfig_ca_pem(None)
+            .map_err(|e| format!("config.kubernetes_ca_from_kubeconfig: {e}"))?;
         kubernetes.kubernetes_ca_cert = Some(pem.into());
     }
     backend.kubernetes = Some(kubernetes);

@@ -4,7 +4,7 @@
 //! anything changes: [`Engine::prepare`] (lock, load, settle an interrupted run, run the program,
 //! refresh, plan) and [`Engine::execute`] (journal, apply, save).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::apply::{ApplyObserver, ApplyOptions, ApplyReport, apply};
@@ -241,7 +241,20 @@ impl Engine {
         config: Option<Node>,
         run: &RunOptions,
     ) -> Result<(Plan, Vec<ConfigWarning>), OpError> {
+        let (plan, _, warnings) = self.preview_with_dependencies(program, config, run).await?;
+        Ok((plan, warnings))
+    }
+
+    /// [`preview`](Self::preview), with each desired resource's dependencies (output references,
+    /// `depends_on`, a component's children): what `stack render` orders manifests by.
+    pub async fn preview_with_dependencies(
+        &self,
+        program: &dyn Program,
+        config: Option<Node>,
+        run: &RunOptions,
+    ) -> Result<(Plan, BTreeMap<Urn, BTreeSet<Urn>>, Vec<ConfigWarning>), OpError> {
         let program_run = run_program(program, &self.stack, config, run, MissingStacks::Unknown)?;
+        let dependencies = program_run.graph.resources().iter().map(|r| (r.urn.clone(), r.dependencies.clone())).collect();
         let (mut state, _, _, reconciled) = self.load_settled().await?;
         let targets = resolve_targets(&run.targets, Some(&program_run.graph), &state)?;
         let (_, drift) = self.refreshed(&mut state, run, &targets).await?;
@@ -249,7 +262,7 @@ impl Engine {
         planned.drift = drift;
         planned.reconciled = reconciled;
         planned.warnings.extend(program_run.notes);
-        Ok((planned, program_run.warnings))
+        Ok((planned, dependencies, program_run.warnings))
     }
 
     /// Locks the stack and plans `operation`. The lock is held until the result is dropped or

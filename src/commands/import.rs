@@ -35,17 +35,6 @@ fn requests(
 
 /// The imported resources' live settings as YAML, for a stack file or program to reproduce.
 fn generated_config(stack: &str, imported: &[Imported]) -> String {
-    use yaml_rust2::{Yaml, YamlEmitter};
-    fn to_yaml(v: &serde_json::Value) -> Yaml {
-        match v {
-            serde_json::Value::Null => Yaml::Null,
-            serde_json::Value::Bool(b) => Yaml::Boolean(*b),
-            serde_json::Value::Number(n) => n.as_i64().map(Yaml::Integer).unwrap_or_else(|| Yaml::Real(n.to_string())),
-            serde_json::Value::String(s) => Yaml::String(s.clone()),
-            serde_json::Value::Array(items) => Yaml::Array(items.iter().map(to_yaml).collect()),
-            serde_json::Value::Object(map) => Yaml::Hash(map.iter().map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v))).collect()),
-        }
-    }
     let doc = json!({
         "resources": imported.iter().map(|i| json!({
             "type": i.ty,
@@ -55,10 +44,7 @@ fn generated_config(stack: &str, imported: &[Imported]) -> String {
             "inputs": i.inputs.to_json_masked(),
         })).collect::<Vec<_>>()
     });
-    let mut text = String::new();
-    let mut emitter = YamlEmitter::new(&mut text);
-    let _ = emitter.dump(&to_yaml(&doc));
-    let body = text.strip_prefix("---\n").unwrap_or(&text);
+    let body = crate::output::yaml_text(&doc);
     format!(
         "# Live settings of the resources imported into stack `{stack}` (secret values shown as [secret]).\n# Make the program's configuration say the same, and `berth stack preview {stack}` shows no changes.\n{body}\n"
     )

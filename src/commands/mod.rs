@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod import;
+pub mod render;
 pub mod stack;
 pub mod state;

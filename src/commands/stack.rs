@@ -17,7 +17,7 @@ use crate::error::{CliError, EXIT_CHANGES, EXIT_INTERRUPTED};
 use crate::output::{register_plan_secrets, register_secrets};
 use crate::progress::{LiveProgress, PlainProgress};
 
-fn run_options(ctx: &Context, settings: &StackSettings, plan: &PlanArgs) -> RunOptions {
+pub(crate) fn run_options(ctx: &Context, settings: &StackSettings, plan: &PlanArgs) -> RunOptions {
     RunOptions {
         refresh: plan.refresh,
         targets: plan.targets.clone(),
@@ -31,7 +31,7 @@ fn render_options(ctx: &Context, plan: &PlanArgs) -> RenderOptions {
     RenderOptions { style: ctx.printer.style, diff: plan.diff, show_same: plan.show_sames }
 }
 
-fn print_warnings(ctx: &Context, warnings: &[ConfigWarning]) {
+pub(crate) fn print_warnings(ctx: &Context, warnings: &[ConfigWarning]) {
     for w in warnings {
         ctx.printer.err(&format!("{} {w}\n", ctx.printer.style.yellow("warning:")));
     }

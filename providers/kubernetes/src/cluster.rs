@@ -98,6 +98,39 @@ async fn connect(settings: &ClusterSettings) -> Result<Cluster, String> {
     Ok(Cluster { client, default_namespace, discovery: Discovery::default(), server })
 }
 
+/// The CA certificate (PEM) that a kubeconfig context trusts for its API server: the current
+/// context of KUBECONFIG (or ~/.kube/config) unless `context` names one. For systems outside
+/// the cluster that must verify the same server (Vault's kubernetes auth method).
+pub fn kubeconfig_ca_pem(context: Option<&str>) -> Result<String, String> {
+    use base64::Engine as _;
+    let kubeconfig = Kubeconfig::read().map_err(|e| format!("cannot read the kubeconfig (KUBECONFIG or ~/.kube/config): {e}"))?;
+    let context_name =
+        context.map(str::to_string).or_else(|| kubeconfig.current_context.clone()).ok_or("the kubeconfig has no current context")?;
+    let context = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)
+        .and_then(|c| c.context.as_ref())
+        .ok_or_else(|| format!("the kubeconfig has no context `{context_name}`"))?;
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .ok_or_else(|| format!("the kubeconfig has no cluster `{}` (context `{context_name}`)", context.cluster))?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| format!("certificate-authority-data of cluster `{}` is not base64: {e}", context.cluster))?;
+        return String::from_utf8(pem).map_err(|_| format!("certificate-authority-data of cluster `{}` is not PEM", context.cluster));
+    }
+    if let Some(file) = &cluster.certificate_authority {
+        return std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read certificate-authority {file} of cluster `{}`: {e}", context.cluster));
+    }
+    Err(format!("cluster `{}` of the kubeconfig names no certificate authority", context.cluster))
+}
+
 /// `Kind namespace/name` or `Kind name`, for messages.
 pub fn describe(kind: &str, namespace: Option<&str>, name: &str) -> String {
     match namespace {
