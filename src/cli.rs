@@ -181,7 +181,7 @@ pub enum StackCommand {
     /// so the program manages them without creating them again. All or nothing; running it
     /// again is a no-op.
     #[command(
-        after_help = "Examples:\n  berth stack import mitx.qa aws:s3:Bucket storage mitx-qa-edxapp-storage\n  berth stack import mitx.qa --file import.json --generate-config imported.yaml\n\nimport.json: {\"resources\": [{\"type\": \"aws:s3:Bucket\", \"name\": \"storage\", \"id\": \"...\", \"parent\": \"urn:...\"}]}"
+        after_help = "Examples:\n  berth stack import mitx.qa --discover edxapp --deployment mitx      # writes mitx.qa.import.json to review\n  berth stack import mitx.qa --file mitx.qa.import.json --generate-config imported.yaml\n  berth stack import mitx.qa aws:s3:Bucket storage mitx-qa-edxapp-storage\n\nimport.json: {\"resources\": [{\"type\": \"aws:s3:Bucket\", \"name\": \"storage\", \"id\": \"...\", \"parent\": \"urn:...\"}]}"
     )]
     Import {
         stack: String,
@@ -193,7 +193,7 @@ pub enum StackCommand {
         /// The provider's id for it (a bucket name, an instance identifier).
         id: Option<String>,
         /// A JSON file listing many resources to import at once.
-        #[arg(long, value_name = "FILE", required_unless_present = "type")]
+        #[arg(long, value_name = "FILE", required_unless_present_any = ["type", "discover"])]
         file: Option<std::path::PathBuf>,
         /// The URN of the component the program registers it under.
         #[arg(long, value_name = "URN", conflicts_with = "file")]
@@ -201,11 +201,26 @@ pub enum StackCommand {
         /// Do not protect the imported resources from deletion.
         #[arg(long)]
         no_protect: bool,
-        /// Write the imported resources' live settings as YAML to FILE.
+        /// Write the imported resources' live settings as YAML to FILE, with the stack
+        /// configuration (in the shape the program's components use) that reproduces them.
         #[arg(long, value_name = "FILE")]
         generate_config: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Find the AWS resources the stack's program (PROGRAM, e.g. edxapp) would create that
+        /// already exist, by the names and tags it gives them, and write an import file to
+        /// review. Imports nothing.
+        #[arg(long, value_name = "PROGRAM", conflicts_with_all = ["type", "file"])]
+        discover: Option<String>,
+        /// With --discover: the deployment whose resources to look for (PROGRAM.deployment).
+        #[arg(long, value_name = "NAME", requires = "discover")]
+        deployment: Option<String>,
+        /// With --discover: the import file to write (default: <STACK>.import.json).
+        #[arg(long, value_name = "FILE", requires = "discover")]
+        out: Option<std::path::PathBuf>,
+        /// With --discover: override a config key for the search: --config key=value; repeatable.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value, requires = "discover")]
+        config: Vec<(String, String)>,
     },
     /// Print the stack's outputs (one, raw, when NAME is given).
     Output {

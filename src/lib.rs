@@ -41,7 +41,12 @@ pub struct App {
     plugins: Vec<Arc<dyn ProviderPlugin>>,
     backends: Vec<Arc<dyn BackendFactory>>,
     secrets: Vec<Arc<dyn SecretsProvider>>,
+    pub(crate) import_configs: BTreeMap<String, ImportConfig>,
 }
+
+/// For a program: the stack configuration (its `config:` section, as JSON) that reproduces
+/// imported resources, from their (type, logical name, live inputs with secrets masked).
+pub type ImportConfig = fn(&[(&str, &str, &serde_json::Value)]) -> serde_json::Value;
 
 impl App {
     pub fn new() -> App {
@@ -68,6 +73,12 @@ impl App {
     /// Adds a state backend for `backend: <scheme>://...` (the local directory needs none).
     pub fn backend(mut self, factory: Arc<dyn BackendFactory>) -> App {
         self.backends.push(factory);
+        self
+    }
+
+    /// How `stack import --generate-config` writes configuration for stacks of `program`.
+    pub fn import_config(mut self, program: &str, shape: ImportConfig) -> App {
+        self.import_configs.insert(program.to_string(), shape);
         self
     }
 
@@ -157,7 +168,14 @@ async fn dispatch(ctx: &Context<'_>, command: Command) -> Result<u8, CliError> {
             no_protect,
             generate_config,
             json,
+            discover,
+            deployment,
+            out,
+            config,
         }) => {
+            if let Some(program) = discover {
+                return import::discover(ctx, &name, &program, deployment.as_deref(), out.as_deref(), &config, json).await;
+            }
             let single = match (r#type, resource, id) {
                 (Some(ty), Some(resource), Some(id)) => Some((ty, resource, id)),
                 _ => None,

@@ -8,6 +8,11 @@ fn main() -> ExitCode {
     berth::App::new()
         .program("demo", berth_components::demo::demo)
         .program("edxapp", berth_components::edxapp::edxapp)
+        .import_config("edxapp", |resources| {
+            let resources: Vec<_> =
+                resources.iter().map(|(ty, name, inputs)| berth_components::edxapp::adopt::ImportedResource { ty, name, inputs }).collect();
+            berth_components::edxapp::adopt::imported_config(&resources)
+        })
         .program("network", berth_components::network::network)
         .program("cluster", berth_components::cluster::cluster)
         .plugins(berth_provider_builtin::plugins())

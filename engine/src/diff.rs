@@ -106,7 +106,7 @@ pub fn default_diff(old_inputs: &Value, new_inputs: &Value, replace_on: &[Path],
             let set = new_inputs.get_path(name).is_some_and(|v| !v.is_null());
             set && !changes.iter().any(|c| path_overlaps(&c.path, name))
         });
-    DiffResponse { changes, replace_paths, delete_before_replace, unknown_outputs: Vec::new() }
+    DiffResponse { changes, replace_paths, delete_before_replace, unknown_outputs: Vec::new(), recorded: Vec::new() }
 }
 
 /// Keeps recorded values for ignored paths: the desired value at each path is replaced by the
@@ -187,5 +187,34 @@ mod tests {
         let mut new = v(json!({"tags": {"a": "2", "b": "3"}, "size": 2, "extra": 1}));
         apply_ignore_changes(&old, &mut new, &[p("tags"), p("extra")]);
         assert_eq!(new, v(json!({"tags": {"a": "1"}, "size": 2})));
+    }
+
+    #[test]
+    fn write_only_values_are_recorded_when_the_live_one_is_unreadable() {
+        let secret = |s: &str| Value::Secret(Box::new(Value::String(s.into())));
+        let obj = |password: Value, size: i64| {
+            let mut map = std::collections::BTreeMap::new();
+            map.insert("password".to_string(), password);
+            map.insert("size".to_string(), v(json!(size)));
+            Value::Object(map)
+        };
+        // Imported: the password reads back empty; the configured one is recorded, not applied.
+        let (old, new) = (obj(secret(""), 1), obj(secret("s3cret-value"), 1));
+        let mut response = default_diff(&old, &new, &[], None);
+        response.record_write_only(&old, &new, &p("password"));
+        assert!(response.changes.is_empty(), "{:?}", response.changes);
+        assert_eq!(response.recorded.len(), 1);
+        assert!(response.recorded[0].starts_with("password"));
+        // Other changes still count.
+        let new = obj(secret("s3cret-value"), 2);
+        let mut response = default_diff(&old, &new, &[], None);
+        response.record_write_only(&old, &new, &p("password"));
+        assert_eq!(response.changes.iter().map(|c| c.path.to_string()).collect::<Vec<_>>(), vec!["size"]);
+        // A known recorded password that changes is a real change.
+        let (old, new) = (obj(secret("old-value-1"), 1), obj(secret("new-value-2"), 1));
+        let mut response = default_diff(&old, &new, &[], None);
+        response.record_write_only(&old, &new, &p("password"));
+        assert_eq!(response.changes.len(), 1);
+        assert!(response.recorded.is_empty());
     }
 }

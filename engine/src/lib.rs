@@ -12,6 +12,7 @@ pub mod apply;
 pub mod config;
 pub mod crypto;
 pub mod diff;
+pub mod discover;
 pub mod graph;
 pub mod import;
 mod introspect;

@@ -547,6 +547,7 @@ async fn plan_desired(
             }
         }
         step.diffs = response.changes;
+        step.state_only_changes.extend(response.recorded);
         step.op = if step.diffs.is_empty() {
             Op::Same
         } else if replace_paths.is_empty() {
@@ -630,6 +631,7 @@ async fn plan_import(
     step.op = Op::Import;
     step.import_id = Some(observed.id.clone());
     step.diffs = response.changes;
+    step.state_only_changes.extend(response.recorded);
     step.old = Some(ResourceState {
         urn: d.urn.clone(),
         ty: d.ty.clone(),

@@ -162,6 +162,9 @@ pub struct DiffResponse {
     pub delete_before_replace: bool,
     /// Outputs that an in-place update will change, and so are unknown until it is done.
     pub unknown_outputs: Vec<Path>,
+    /// Inputs that change in state only, without a call, each with why (a write-only value
+    /// that the live resource does not reveal).
+    pub recorded: Vec<String>,
 }
 
 impl DiffResponse {
@@ -175,6 +178,36 @@ impl DiffResponse {
 
     pub fn needs_replace(&self) -> bool {
         !self.replace_paths.is_empty()
+    }
+
+    /// Treats a change at `path` as a state-only change (recorded without a call), for inputs
+    /// that only matter to berth's own later calls (a final snapshot taken on delete).
+    pub fn record_state_only(&mut self, path: &Path, why: &str) {
+        let before = self.changes.len();
+        self.changes.retain(|c| &c.path != path);
+        self.replace_paths.retain(|p| p != path);
+        if self.changes.len() < before {
+            self.recorded.push(format!("{path} ({why})"));
+        }
+    }
+
+    /// Treats a change of the write-only input at `path` as a state-only change when the
+    /// recorded value is unreadable (an empty secret: the resource was imported or read without
+    /// a prior value, so what is live is unknown). The configured value is then recorded as the
+    /// live one, not applied; a later change of it is applied as usual.
+    pub fn record_write_only(&mut self, old: &Value, new: &Value, path: &Path) {
+        let unreadable = matches!(old.get_path(path), Some(v) if matches!(v.unwrap_secret(), Value::String(s) if s.is_empty()));
+        let configured = matches!(new.get_path(path), Some(v) if !v.is_null() && !v.contains_unknown()
+            && !matches!(v.unwrap_secret(), Value::String(s) if s.is_empty()));
+        if !unreadable || !configured {
+            return;
+        }
+        let before = self.changes.len();
+        self.changes.retain(|c| &c.path != path);
+        self.replace_paths.retain(|p| p != path);
+        if self.changes.len() < before {
+            self.recorded.push(format!("{path} (write-only: the live value cannot be read; the configured one is recorded, not applied)"));
+        }
     }
 }
 

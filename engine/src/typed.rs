@@ -46,6 +46,14 @@ pub trait ResourceProvider: Send + Sync + 'static {
         None
     }
 
+    /// Secret input fields the API never reveals (a database's master password). `read`
+    /// reports them as an empty secret when it has no prior value (an imported resource); a
+    /// configured value then cannot be compared, so it is recorded in state without a call
+    /// instead of being applied (see [`DiffResponse::record_write_only`]).
+    fn write_only(&self) -> Vec<Path> {
+        Vec::new()
+    }
+
     /// Outputs that an in-place update with these changes will change, so that resources
     /// reading them show as changing in the plan. Default: none (ids, ARNs and addresses
     /// survive updates). Used by the default [`diff`](Self::diff).
@@ -225,7 +233,11 @@ impl<P: ResourceProvider> ErasedResourceProvider for Erased<P> {
         old_outputs: &Value,
         new_inputs: &Value,
     ) -> Result<DiffResponse, ProviderError> {
-        self.0.diff(ctx, id, old_inputs, old_outputs, new_inputs).await
+        let mut response = self.0.diff(ctx, id, old_inputs, old_outputs, new_inputs).await?;
+        for path in self.0.write_only() {
+            response.record_write_only(old_inputs, new_inputs, &path);
+        }
+        Ok(response)
     }
 
     async fn create(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Created, ProviderError> {

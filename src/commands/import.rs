@@ -33,21 +33,118 @@ fn requests(
     Ok(parsed.resources.into_iter().map(|r| ImportRequest { protect: r.protect && protect, ..r }).collect())
 }
 
-/// The imported resources' live settings as YAML, for a stack file or program to reproduce.
-fn generated_config(stack: &str, imported: &[Imported]) -> String {
-    let doc = json!({
-        "resources": imported.iter().map(|i| json!({
-            "type": i.ty,
-            "name": i.urn.name(),
-            "id": i.id,
-            "urn": i.urn,
-            "inputs": i.inputs.to_json_masked(),
-        })).collect::<Vec<_>>()
-    });
-    let body = crate::output::yaml_text(&doc);
+/// The imported resources' live settings as YAML, for a stack file or program to reproduce;
+/// with the program's configuration keys that say the same, where the program knows them.
+fn generated_config(stack: &str, imported: &[Imported], shape: Option<crate::ImportConfig>) -> String {
+    let live: Vec<serde_json::Value> = imported.iter().map(|i| i.inputs.to_json_masked()).collect();
+    let mut doc = serde_json::Map::new();
+    if let Some(shape) = shape {
+        let resources: Vec<(&str, &str, &serde_json::Value)> =
+            imported.iter().zip(&live).map(|(i, inputs)| (i.ty.as_str(), i.urn.name(), inputs)).collect();
+        doc.insert("config".into(), shape(&resources));
+    }
+    doc.insert(
+        "resources".into(),
+        json!(
+            imported
+                .iter()
+                .zip(&live)
+                .map(|(i, inputs)| json!({
+                    "type": i.ty,
+                    "name": i.urn.name(),
+                    "id": i.id,
+                    "urn": i.urn,
+                    "inputs": inputs,
+                }))
+                .collect::<Vec<_>>()
+        ),
+    );
+    let body = crate::output::yaml_text(&serde_json::Value::Object(doc));
+    let config_note = if shape.is_some() {
+        format!(
+            "# `config:` is the stack configuration that reproduces them: merge it into stacks/{stack}.yaml.\n# Values the resources never reveal (database passwords, AUTH tokens) must be set by hand, e.g.\n#   berth config set {stack} edxapp.database.password --secret\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "# Live settings of the resources imported into stack `{stack}` (secret values shown as [secret]).\n# Make the program's configuration say the same, and `berth stack preview {stack}` shows no changes.\n{body}\n"
+        "# Live settings of the resources imported into stack `{stack}` (secret values shown as [secret]).\n{config_note}# Make the program's configuration say the same, and `berth stack preview {stack}` shows no changes.\n{body}"
     )
+}
+
+/// `--discover PROGRAM`: writes an import file of what the stack's program would create that
+/// already exists; imports nothing.
+pub async fn discover(
+    ctx: &Context<'_>,
+    stack: &str,
+    program_name: &str,
+    deployment: Option<&str>,
+    out: Option<&Path>,
+    overrides: &[(String, String)],
+    json_output: bool,
+) -> Result<u8, CliError> {
+    let mut overrides = overrides.to_vec();
+    if let Some(deployment) = deployment {
+        overrides.push((format!("{program_name}.deployment"), deployment.to_string()));
+    }
+    let settings = ctx.settings(stack, &overrides)?;
+    if settings.program.as_deref() != Some(program_name) {
+        return Err(CliError::new(format!(
+            "stack `{stack}` runs program `{}`, not `{program_name}`",
+            settings.program.as_deref().unwrap_or("(none)")
+        ))
+        .help(format!("discover with the stack's own program: --discover {}", settings.program.as_deref().unwrap_or("<program>"))));
+    }
+    let engine = ctx.engine(&settings)?;
+    let program = ctx.program(&settings)?;
+    let run = berth_engine::ops::RunOptions {
+        parallel: 8,
+        references: Some(ctx.references(&settings)),
+        project_dir: Some(ctx.project.root.clone()),
+        ..Default::default()
+    };
+    let found = engine.discover(program.as_ref(), Some(settings.config.clone()), &run, &|ty| ty.starts_with("aws:")).await?;
+    let default_out = std::path::PathBuf::from(format!("{stack}.import.json"));
+    let out = out.unwrap_or(&default_out);
+    let file = json!({
+        "resources": found.found.iter().map(|r| {
+            let mut entry = json!({"type": r.ty, "name": r.name, "id": r.id, "protect": r.protect});
+            if let Some(parent) = &r.parent {
+                entry["parent"] = json!(parent);
+            }
+            entry
+        }).collect::<Vec<_>>()
+    });
+    let text = serde_json::to_string_pretty(&file).unwrap_or_default() + "\n";
+    std::fs::write(out, text).map_err(|e| CliError::new(format!("cannot write {}: {e}", out.display())))?;
+    if json_output {
+        ctx.printer.json(&json!({
+            "stack": stack,
+            "file": out.display().to_string(),
+            "found": file["resources"],
+            "missing": found.missing.iter().map(|(urn, why)| json!({"urn": urn, "type": urn.type_token(), "error": why})).collect::<Vec<_>>(),
+        }));
+        return Ok(0);
+    }
+    let style = ctx.printer.style;
+    let mut text = format!("Found {} existing resources of stack {stack}:\n", found.found.len());
+    for r in &found.found {
+        text.push_str(&format!("  {} {} {} ({})\n", style.op(berth_engine::Op::Import, "="), r.ty, style.bold(&r.name), r.id));
+    }
+    if !found.missing.is_empty() {
+        text.push_str(&format!("Not found ({}: `up` will create them):\n", found.missing.len()));
+        for (urn, why) in &found.missing {
+            let why = why.as_ref().map(|w| format!(": lookup failed: {w}")).unwrap_or_default();
+            text.push_str(&format!("  + {} {}{why}\n", urn.type_token(), urn.name()));
+        }
+    }
+    text.push_str(&format!(
+        "\nWrote {}. Review it, then:\n  berth stack import {stack} --file {} --generate-config {stack}.imported.yaml\n",
+        out.display(),
+        out.display()
+    ));
+    ctx.printer.out(&text);
+    Ok(0)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -72,7 +169,8 @@ pub async fn run(
     }
     register_secrets(secrets);
     if let Some(path) = generate_config {
-        std::fs::write(path, generated_config(stack, &imported))
+        let shape = settings.program.as_ref().and_then(|p| ctx.app.import_configs.get(p)).copied();
+        std::fs::write(path, generated_config(stack, &imported, shape))
             .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
     }
     if json {

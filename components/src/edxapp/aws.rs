@@ -299,9 +299,15 @@ pub fn cache(stack: &mut Stack, ctx: &Ctx, groups: &Groups) -> ProgramResult<Cac
             },
             Options::new(),
         )?;
-        // ElastiCache tokens take printable ASCII but not `@`, `"` or `/`: letters and digits.
-        let token = stack.register("auth-token", Password { length: 64, special: false, ..Password::default() }, Options::new())?;
-        let token: Output<String> = token.output("result");
+        let token: Output<String> = match &cfg.auth_token {
+            Some(configured) => Output::known(configured.expose().clone()).secret(),
+            None => {
+                // ElastiCache tokens take printable ASCII but not `@`, `"` or `/`: letters and digits.
+                let generated =
+                    stack.register("auth-token", Password { length: 64, special: false, ..Password::default() }, Options::new())?;
+                generated.output("result")
+            }
+        };
         let replicated = cfg.nodes > 1;
         let group = stack.register(
             "replication-group",

@@ -136,7 +136,8 @@ pub struct Database {
     #[serde(default)]
     pub multi_az: bool,
     pub backup_days: u8,
-    /// The master password; generated (and kept in state, encrypted) when not given.
+    /// The master password; generated (and kept in state, encrypted) when not given. Give the
+    /// current one when adopting an existing database: RDS never reveals it.
     #[serde(default)]
     pub password: Option<Secret<String>>,
     /// Protect the instance from deletion (production).
@@ -153,6 +154,10 @@ pub struct Cache {
     #[serde(default = "default_cache_engine")]
     pub engine: String,
     pub engine_version: String,
+    /// The AUTH token; generated (and kept in state, encrypted) when not given. Give the
+    /// current one when adopting an existing cache: ElastiCache never reveals it.
+    #[serde(default)]
+    pub auth_token: Option<Secret<String>>,
 }
 
 fn default_cache_engine() -> String {

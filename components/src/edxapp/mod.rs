@@ -2,6 +2,7 @@
 //! configuration) on Kubernetes with its AWS backing services and Vault secrets, composed from
 //! the components in this module. `docs/edxapp.md` describes what each component makes.
 
+pub mod adopt;
 pub mod aws;
 pub mod bundle;
 pub mod checks;

@@ -157,7 +157,12 @@ async fn same(shared: &Shared, step: &Step) -> Result<Done, String> {
         shared.record(JournalEntry::Renamed { from: from.clone(), to: step.urn.clone() }, false).await?;
     }
     if step.renamed_from.is_some() || !step.state_only_changes.is_empty() {
-        let r = declared(shared, step, old);
+        let mut r = declared(shared, step, old);
+        // The provider found no difference: the program's inputs are what is live (this also
+        // records write-only values the provider could not read back).
+        if let Some(inputs) = step.new_inputs.as_ref().filter(|i| step.custom && !i.contains_unknown()) {
+            r.inputs = inputs.clone();
+        }
         shared.record(JournalEntry::Done { kind: PendingKind::Update, resource: r }, false).await?;
         return Ok(Done::Changed);
     }

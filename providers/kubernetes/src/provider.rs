@@ -315,6 +315,7 @@ impl Provider for KubernetesProvider {
             unknown_outputs: if changes.is_empty() { Vec::new() } else { status_path() },
             replace_paths: replace,
             changes,
+            recorded: Vec::new(),
         })
     }
 

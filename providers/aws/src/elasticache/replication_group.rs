@@ -298,6 +298,10 @@ impl ResourceProvider for ReplicationGroupProvider {
         Some(path("replication_group_id"))
     }
 
+    fn write_only(&self) -> Vec<Path> {
+        vec![path("auth_token")]
+    }
+
     async fn check(
         &self,
         ctx: CallContext<'_>,

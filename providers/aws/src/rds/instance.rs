@@ -327,6 +327,10 @@ impl ResourceProvider for InstanceProvider {
         Some(path("identifier"))
     }
 
+    fn write_only(&self) -> Vec<Path> {
+        vec![path("password")]
+    }
+
     fn outputs_changed_by(&self, changes: &[FieldDiff]) -> Vec<Path> {
         if changes.iter().any(|c| c.path.first_key() == Some("engine_version")) { vec![path("engine_version_actual")] } else { Vec::new() }
     }
@@ -358,6 +362,10 @@ impl ResourceProvider for InstanceProvider {
             )));
         }
         let mut response = berth_engine::default_diff(old, new, &self.replace_on(), self.fixed_name().as_ref());
+        // Not settings of the instance: what berth does when it deletes or modifies it.
+        for field in ["skip_final_snapshot", "final_snapshot_identifier", "apply_immediately"] {
+            response.record_state_only(&path(field), "used by berth's own later calls; nothing to change in AWS");
+        }
         response.unknown_outputs = self.outputs_changed_by(&response.changes);
         Ok(response)
     }

@@ -173,7 +173,8 @@ impl ResourceProvider for BucketProvider {
         _old_outputs: &Value,
         new: &Value,
     ) -> Result<DiffResponse, ProviderError> {
-        Ok(crate::policy::diff_with_policies(old, new, &["policy"], &self.replace_on(), self.fixed_name().as_ref()))
+        let (old, new) = (with_aws_defaults(old), with_aws_defaults(new));
+        Ok(crate::policy::diff_with_policies(&old, &new, &["policy"], &self.replace_on(), self.fixed_name().as_ref()))
     }
 
     async fn create(&self, ctx: CallContext<'_>, inputs: &Bucket) -> Result<TypedCreated<BucketOutputs>, ProviderError> {
@@ -307,6 +308,26 @@ pub async fn delete_all_objects(s3: &aws_sdk_s3::Client, ctx: &CallContext<'_>, 
         key_marker = page.next_key_marker().map(str::to_string);
         version_marker = page.next_version_id_marker().map(str::to_string);
     }
+}
+
+/// Settings every bucket has unless told otherwise (a bucket read without a prior value reports
+/// them as absent; a program may leave them out or spell them): compared as equal either way.
+fn with_aws_defaults(inputs: &Value) -> Value {
+    let mut inputs = inputs.clone();
+    let defaults = [
+        ("ownership", serde_json::to_value(Ownership::BucketOwnerEnforced)),
+        ("server_side_encryption", serde_json::to_value(Encryption::default())),
+        ("public_access_block", serde_json::to_value(PublicAccessBlock::all())),
+    ];
+    for (field, default) in defaults {
+        let path = berth_engine::value::Path::parse(field).expect("a field name");
+        if let Ok(default) = default
+            && inputs.get_path(&path).is_none_or(|v| v.is_null())
+        {
+            inputs.set_path(&path, Value::from_json(default));
+        }
+    }
+    inputs
 }
 
 #[cfg(test)]
