@@ -27,12 +27,14 @@ trap 'kill $kubelet 2>/dev/null || true' EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# --refresh: the testbed keeps its data in memory, so after a restart a second demo finds what
+# is gone and creates it again.
 step "berth stack up network.local   (VPC and subnets in moto)"
-"$BERTH" stack up network.local --yes
+"$BERTH" stack up network.local --yes --refresh
 step "berth stack up cluster.local   (namespace, operators' CRDs, IAM OIDC provider, Vault kubernetes auth)"
-"$BERTH" stack up cluster.local --yes
+"$BERTH" stack up cluster.local --yes --refresh
 step "berth stack up local   (Open edX: RDS, Redis, buckets, IAM, Vault, migrations, LMS and Studio)"
-"$BERTH" stack up local --yes
+"$BERTH" stack up local --yes --refresh
 
 step "berth stack output local"
 "$BERTH" stack output local
