@@ -150,3 +150,39 @@ fn render_before_the_backing_services_exist_names_what_is_unknown() {
     assert!(stderr.contains("berth stack up mitxonline.qa --target"), "says what to do: {}", text(&run));
     assert!(!out.exists(), "nothing written");
 }
+
+#[test]
+fn a_service_that_selects_two_workloads_fails_the_preview() {
+    let project = scratch_project();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(project.path().join("files/extra")).unwrap();
+    // A metrics Service whose selector is too broad: it selects every edxapp workload, the
+    // webapps and the Celery workers alike.
+    std::fs::write(
+        project.path().join("files/extra/metrics.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: edxapp-metrics}\nspec:\n  selector:\n    app.kubernetes.io/name: edxapp\n    app.kubernetes.io/instance: mitx-qa\n  ports: [{port: 9100}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n",
+    )
+    .unwrap();
+    let extra = "edxapp.extra_manifests=[files/extra/metrics.yaml]";
+    let run = offline(project.path(), state.path(), &["stack", "preview", "mitx.qa", "--config", extra]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("Service edxapp-metrics (from files/extra/metrics.yaml) selects the pods of 5 workloads")
+            && stderr.contains("lms-webapp")
+            && stderr.contains("lms-celery"),
+        "{}",
+        text(&run)
+    );
+
+    // Narrowed to the LMS webapp, it is one more object of the stack (in its namespace).
+    std::fs::write(
+        project.path().join("files/extra/metrics.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: edxapp-metrics}\nspec:\n  selector:\n    app.kubernetes.io/name: edxapp\n    app.kubernetes.io/instance: mitx-qa\n    app.kubernetes.io/component: lms-webapp\n  ports: [{port: 9100}]\n",
+    )
+    .unwrap();
+    let run = offline(project.path(), state.path(), &["stack", "preview", "mitx.qa", "--config", extra, "--json"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let plan: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(plan["steps"].as_array().unwrap().iter().any(|s| s["name"] == "service-edxapp-metrics"), "{}", text(&run));
+}

@@ -63,6 +63,11 @@ pub struct Edxapp {
     /// (off only where the database is an emulator).
     #[serde(default = "yes")]
     pub verify_database_connection: bool,
+    /// More Kubernetes manifests to deploy with the stack (YAML files relative to the project:
+    /// a NetworkPolicy, a metrics Service, …). Objects that name no namespace go in the stack's.
+    /// Their Services and workloads are checked with the program's own.
+    #[serde(default)]
+    pub extra_manifests: Vec<String>,
 }
 
 fn yes() -> bool {

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod checks;
 pub mod config;
 pub mod configuration;
+pub mod extras;
 pub mod identity;
 pub mod ingress;
 pub mod kube;
@@ -198,8 +199,10 @@ pub fn edxapp(stack: &mut Stack) -> ProgramResult {
     let identity = identity::trust_role(stack, &ctx, &buckets, &secrets)?;
     let bundles = configuration::bundle(stack, &ctx, &buckets, &database, &cache, &secrets, &identity)?;
     let jobs = workloads::pre_deploy_jobs(stack, &ctx, &identity, &bundles)?;
-    let pairs = workloads::webapp_pairs(stack, &ctx, &identity, &bundles, &jobs, &cache, &groups)?;
+    let mut pairs = workloads::webapp_pairs(stack, &ctx, &identity, &bundles, &jobs, &cache, &groups)?;
     ingress::routes(stack, &ctx, &pairs)?;
+    extras::register(stack, &ctx, &mut pairs.workloads)?;
+    pairs.workloads.check()?;
 
     stack.export("database_address", &database.address);
     stack.export("cache_address", &cache.address);

@@ -422,7 +422,6 @@ pub fn webapp_pairs(
         deploy(stack, ctx, groups, ("scheduled-emails", &name), "scheduled-emails", spec, jobs, &mut workloads)?;
         Ok(())
     })?;
-    workloads.check()?;
     Ok(Pairs { services, workloads })
 }
 
