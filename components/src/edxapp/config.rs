@@ -63,6 +63,10 @@ pub struct Edxapp {
     /// (off only where the database is an emulator).
     #[serde(default = "yes")]
     pub verify_database_connection: bool,
+    /// Service accounts of the namespace that may assume the application's IAM role; `*` and
+    /// `?` wildcards make the trust condition `StringLike`. Default: the edxapp pods' account.
+    #[serde(default)]
+    pub trusted_service_accounts: Option<Vec<String>>,
     /// More Kubernetes manifests to deploy with the stack (YAML files relative to the project:
     /// a NetworkPolicy, a metrics Service, …). Objects that name no namespace go in the stack's.
     /// Their Services and workloads are checked with the program's own.

@@ -25,19 +25,25 @@ pub struct Identity {
     pub vault_auth: String,
 }
 
-/// The trust policy letting `system:serviceaccount:<namespace>:<account>` assume the role
-/// through the cluster's OIDC provider.
-pub fn trust_policy(provider_arn: &str, issuer: &str, namespace: &str, account: &str) -> String {
+/// The trust policy letting service accounts of `namespace` assume the role through the
+/// cluster's OIDC provider: `StringEquals` on the audience and the subject, or `StringLike` on
+/// the subject when an account name has a wildcard (`*`, `?`), as IAM requires.
+pub fn trust_policy(provider_arn: &str, issuer: &str, namespace: &str, accounts: &[String]) -> String {
+    let subjects: Vec<String> = accounts.iter().map(|a| format!("system:serviceaccount:{namespace}:{a}")).collect();
+    let subject = if subjects.len() == 1 { json!(subjects[0]) } else { json!(subjects) };
+    let (aud, sub) = (format!("{issuer}:aud"), format!("{issuer}:sub"));
+    let condition = if accounts.iter().any(|a| a.contains(['*', '?'])) {
+        json!({"StringEquals": {aud: "sts.amazonaws.com"}, "StringLike": {sub: subject}})
+    } else {
+        json!({"StringEquals": {aud: "sts.amazonaws.com", sub: subject}})
+    };
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
             "Principal": {"Federated": provider_arn},
             "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {"StringEquals": {
-                format!("{issuer}:aud"): "sts.amazonaws.com",
-                format!("{issuer}:sub"): format!("system:serviceaccount:{namespace}:{account}")
-            }}
+            "Condition": condition
         }]
     })
     .to_string()
@@ -46,8 +52,9 @@ pub fn trust_policy(provider_arn: &str, issuer: &str, namespace: &str, account: 
 pub fn trust_role(stack: &mut Stack, ctx: &Ctx, buckets: &Buckets, vault: &VaultPaths) -> ProgramResult<Identity> {
     let account = "edxapp-vault".to_string();
     stack.component("edxapp:index:TrustRole", "trust-role", Options::new(), |stack, _| -> ProgramResult<Identity> {
-        let (namespace, sa) = (ctx.namespace.clone(), account.clone());
-        let trust = ctx.cluster.oidc_provider_arn.zip(&ctx.cluster.oidc_issuer).map(move |(arn, issuer)| trust_policy(&arn, &issuer, &namespace, &sa));
+        let namespace = ctx.namespace.clone();
+        let trusted = ctx.config.trusted_service_accounts.clone().unwrap_or_else(|| vec![account.clone()]);
+        let trust = ctx.cluster.oidc_provider_arn.zip(&ctx.cluster.oidc_issuer).map(move |(arn, issuer)| trust_policy(&arn, &issuer, &namespace, &trusted));
         let role = stack.register(
             "role",
             Role {
@@ -112,4 +119,28 @@ pub fn trust_role(stack: &mut Stack, ctx: &Ctx, buckets: &Buckets, vault: &Vault
         )?;
         Ok(Identity { service_account: account.clone(), role_arn, vault_auth })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(accounts: &[&str]) -> serde_json::Value {
+        let accounts: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
+        let doc: serde_json::Value = serde_json::from_str(&trust_policy("arn:oidc", "oidc.example", "ns", &accounts)).unwrap();
+        doc["Statement"][0]["Condition"].clone()
+    }
+
+    #[test]
+    fn exact_accounts_use_string_equals_and_wildcards_string_like() {
+        assert_eq!(
+            condition(&["edxapp-vault"]),
+            json!({"StringEquals": {"oidc.example:aud": "sts.amazonaws.com", "oidc.example:sub": "system:serviceaccount:ns:edxapp-vault"}})
+        );
+        assert_eq!(
+            condition(&["edxapp-*", "worker"]),
+            json!({"StringEquals": {"oidc.example:aud": "sts.amazonaws.com"},
+                   "StringLike": {"oidc.example:sub": ["system:serviceaccount:ns:edxapp-*", "system:serviceaccount:ns:worker"]}})
+        );
+    }
 }
