@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Provider calls at once: they wait on APIs, so more than cores.
-const DEFAULT_PARALLEL: u16 = berth_engine::apply::DEFAULT_PARALLEL as u16;
+pub const DEFAULT_PARALLEL: u16 = berth_engine::apply::DEFAULT_PARALLEL as u16;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 1 error (including usage errors); 2 changes present (with
@@ -130,8 +130,15 @@ pub enum StackCommand {
         /// The directory to write (created; manifests a previous render wrote there are replaced).
         #[arg(long, value_name = "DIR")]
         out: std::path::PathBuf,
-        #[command(flatten)]
-        plan: PlanArgs,
+        /// Override a config key for this run: --config edxapp.image.digest=sha256:...; repeatable.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        config: Vec<(String, String)>,
+        /// Read every resource from its provider first, so values come from what is live.
+        #[arg(long)]
+        refresh: bool,
+        /// Print what was written as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Create, update and delete resources so the stack matches its program.
     Up {

@@ -147,7 +147,19 @@ async fn dispatch(ctx: &Context<'_>, command: Command) -> Result<u8, CliError> {
             stack::preview(ctx, &name, &plan, detailed_exitcode).await
         }
         Command::Stack(StackCommand::Up { stack: name, plan, yes }) => stack::up(ctx, &name, &plan, yes).await,
-        Command::Stack(StackCommand::Render { stack: name, out, plan }) => render::render(ctx, &name, &out, &plan).await,
+        Command::Stack(StackCommand::Render { stack: name, out, config, refresh, json }) => {
+            let plan = cli::PlanArgs {
+                diff: false,
+                json,
+                refresh,
+                targets: Vec::new(),
+                parallel: cli::DEFAULT_PARALLEL,
+                expect_no_changes: false,
+                config,
+                show_sames: false,
+            };
+            render::render(ctx, &name, &out, &plan).await
+        }
         Command::Stack(StackCommand::Destroy { stack: name, json, targets, parallel, yes }) => {
             stack::destroy(ctx, &name, &targets, parallel, yes, json).await
         }
