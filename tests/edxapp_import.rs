@@ -527,3 +527,64 @@ async fn an_existing_footprint_is_discovered_imported_and_adopted_without_change
     // only production data, so `up` recorded the adopted resources as unprotected.
     w.destroy_and_prove_gone();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_named_otherwise_are_found_by_their_tags() {
+    let w = World::new("tag").await;
+    let aws = clients().await;
+    // An older tool named the grades bucket its own way, but tagged it as the components do.
+    let legacy = format!("legacy-{}-grades", w.id);
+    aws.s3.create_bucket().bucket(&legacy).send().await.unwrap();
+    let tags = [("application", "edxapp"), ("deployment", w.id.as_str()), ("environment", "local")];
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(tags.iter().map(|(k, v)| S3Tag::builder().key(*k).value(*v).build().unwrap()).collect()))
+        .build()
+        .unwrap();
+    aws.s3.put_bucket_tagging().bucket(&legacy).tagging(tagging).send().await.unwrap();
+    // Another deployment's bucket with the same name pattern is not a candidate.
+    let other = format!("legacy-{}x-grades", w.id);
+    aws.s3.create_bucket().bucket(&other).send().await.unwrap();
+
+    let out = w.state.path().join("found.json");
+    let namespace = format!("edxapp.namespace={}", w.namespace);
+    let run = w.berth(&[
+        "stack",
+        "import",
+        "local",
+        "--discover",
+        "edxapp",
+        "--deployment",
+        &w.id,
+        "--config",
+        &namespace,
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    run.assert_ok();
+    let report = run.json();
+    let missing = report["missing"].as_array().unwrap();
+    let buckets: Vec<&Json> = missing.iter().filter(|m| m["type"] == "aws:s3:Bucket").collect();
+    assert_eq!(buckets.len(), 5, "{}", run.describe());
+    for b in &buckets {
+        assert_eq!(b["tagged"], json!([legacy]), "{}", run.describe());
+    }
+    assert_eq!(report["found"], json!([]), "nothing is named as the program names it");
+    let text = w.berth(&[
+        "stack",
+        "import",
+        "local",
+        "--discover",
+        "edxapp",
+        "--deployment",
+        &w.id,
+        "--config",
+        &namespace,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(text.stdout().contains(&format!("? aws:s3:Bucket {legacy}")), "{}", text.describe());
+    for bucket in [&legacy, &other] {
+        aws.s3.delete_bucket().bucket(bucket).send().await.unwrap();
+    }
+}

@@ -23,6 +23,10 @@ pub struct Discovery {
     pub found: Vec<ImportRequest>,
     /// Resources the program would create that were not found, with why when a lookup failed.
     pub missing: Vec<(Urn, Option<String>)>,
+    /// For missing resources: ids of resources of the same type that carry all the tags the
+    /// program gives it, but another name (candidates to review, not to import blindly: their
+    /// names differ from the program's).
+    pub tagged: Vec<(Urn, Vec<String>)>,
 }
 
 /// Rounds of lookups at most: each round can only find resources whose inputs the previous
@@ -42,6 +46,7 @@ impl Engine {
         let (mut state, _) = self.read_state().await?;
         let mut found: Vec<(Urn, ImportRequest)> = Vec::new();
         let mut failures: std::collections::HashMap<Urn, String> = Default::default();
+        let mut last_plan = None;
         for _ in 0..MAX_ROUNDS {
             let planned = plan(Some(&program_run.graph), &state, &self.providers, &PlanOptions::default()).await?;
             let mut new = 0;
@@ -88,8 +93,41 @@ impl Engine {
                     }
                 }
             }
+            last_plan = Some(planned);
             if new == 0 {
                 break;
+            }
+        }
+        // What was not found by name may exist under another: search by the program's tags.
+        let mut tagged = Vec::new();
+        for step in last_plan.iter().flat_map(|p| &p.steps).filter(|s| s.op == Op::Create && s.custom && include(&s.ty)) {
+            if state.get(&step.urn).is_some() {
+                continue;
+            }
+            let tags: std::collections::BTreeMap<String, String> = step
+                .new_inputs
+                .as_ref()
+                .and_then(|i| i.as_object())
+                .and_then(|i| i.get("tags"))
+                .and_then(|t| t.as_object())
+                .map(|t| t.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+                .unwrap_or_default();
+            if tags.is_empty() {
+                continue;
+            }
+            let provider = self.providers.for_type(&step.ty).map_err(|e| OpError::Refused(e.to_string()))?;
+            let ctx = context(&self.stack, &step.urn, &step.ty);
+            let claimed: Vec<&str> = found.iter().filter(|(_, r)| r.ty == step.ty).map(|(_, r)| r.id.as_str()).collect();
+            match provider.find_tagged(ctx, &tags).await {
+                Ok(ids) => {
+                    let ids: Vec<String> = ids.into_iter().filter(|id| !claimed.contains(&id.as_str())).collect();
+                    if !ids.is_empty() {
+                        tagged.push((step.urn.clone(), ids));
+                    }
+                }
+                Err(e) => {
+                    failures.entry(step.urn.clone()).or_insert_with(|| format!("search by tags: {e}"));
+                }
             }
         }
         // Report in the program's order, which is also an order that imports cleanly.
@@ -102,6 +140,6 @@ impl Engine {
             .filter(|r| r.custom && include(&r.ty) && state.get(&r.urn).is_none())
             .map(|r| (r.urn.clone(), failures.get(&r.urn).cloned()))
             .collect();
-        Ok(Discovery { found: found.into_iter().map(|(_, r)| r).collect(), missing })
+        Ok(Discovery { found: found.into_iter().map(|(_, r)| r).collect(), missing, tagged })
     }
 }

@@ -272,4 +272,16 @@ pub trait Provider: Send + Sync + 'static {
     /// Finds a resource that an interrupted create may have made, by its deterministic name or
     /// tags. The engine adopts what this returns instead of creating a duplicate.
     async fn lookup(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Option<Observed>, ProviderError>;
+
+    /// Ids of existing resources of type `ctx.ty` that carry every one of `tags`, whatever their
+    /// names: for discovery to point at resources named outside the program's convention.
+    /// Default: the type cannot be searched by tags.
+    async fn find_tagged(
+        &self,
+        ctx: CallContext<'_>,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<String>, ProviderError> {
+        let _ = (ctx, tags);
+        Ok(Vec::new())
+    }
 }

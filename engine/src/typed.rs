@@ -132,6 +132,16 @@ pub trait ResourceProvider: Send + Sync + 'static {
         let _ = (ctx, inputs);
         Ok(None)
     }
+
+    /// Ids of existing resources carrying every one of `tags` (see [`Provider::find_tagged`]).
+    async fn find_tagged(
+        &self,
+        ctx: CallContext<'_>,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<String>, ProviderError> {
+        let _ = (ctx, tags);
+        Ok(Vec::new())
+    }
 }
 
 fn decode<T: DeserializeOwned>(what: &str, value: &Value) -> Result<T, String> {
@@ -200,6 +210,11 @@ trait ErasedResourceProvider: Send + Sync {
     ) -> Result<Value, ProviderError>;
     async fn delete(&self, ctx: CallContext<'_>, id: &str, inputs: &Value, outputs: &Value) -> Result<(), ProviderError>;
     async fn lookup(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Option<Observed>, ProviderError>;
+    async fn find_tagged(
+        &self,
+        ctx: CallContext<'_>,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<String>, ProviderError>;
 }
 
 struct Erased<P>(P);
@@ -287,6 +302,14 @@ impl<P: ResourceProvider> ErasedResourceProvider for Erased<P> {
     async fn lookup(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Option<Observed>, ProviderError> {
         let typed: P::Resource = decode_for_call("inputs", inputs)?;
         self.0.lookup(ctx, &typed).await?.map(observed).transpose()
+    }
+
+    async fn find_tagged(
+        &self,
+        ctx: CallContext<'_>,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.0.find_tagged(ctx, tags).await
     }
 }
 
@@ -384,6 +407,14 @@ impl Provider for Package {
 
     async fn lookup(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Option<Observed>, ProviderError> {
         self.get(ctx.ty)?.lookup(ctx, inputs).await
+    }
+
+    async fn find_tagged(
+        &self,
+        ctx: CallContext<'_>,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.get(ctx.ty)?.find_tagged(ctx, tags).await
     }
 }
 

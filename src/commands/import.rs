@@ -122,7 +122,10 @@ pub async fn discover(
             "stack": stack,
             "file": out.display().to_string(),
             "found": file["resources"],
-            "missing": found.missing.iter().map(|(urn, why)| json!({"urn": urn, "type": urn.type_token(), "error": why})).collect::<Vec<_>>(),
+            "missing": found.missing.iter().map(|(urn, why)| {
+                let tagged = found.tagged.iter().find(|(u, _)| u == urn).map(|(_, ids)| ids.clone()).unwrap_or_default();
+                json!({"urn": urn, "type": urn.type_token(), "error": why, "tagged": tagged})
+            }).collect::<Vec<_>>(),
         }));
         return Ok(0);
     }
@@ -136,6 +139,23 @@ pub async fn discover(
         for (urn, why) in &found.missing {
             let why = why.as_ref().map(|w| format!(": lookup failed: {w}")).unwrap_or_default();
             text.push_str(&format!("  + {} {}{why}\n", urn.type_token(), urn.name()));
+        }
+        // Candidates by type: the tags say which deployment, not which of its buckets.
+        let mut by_type: std::collections::BTreeMap<&str, (std::collections::BTreeSet<&str>, Vec<&str>)> = Default::default();
+        for (urn, ids) in &found.tagged {
+            let entry = by_type.entry(urn.type_token()).or_default();
+            entry.0.extend(ids.iter().map(String::as_str));
+            entry.1.push(urn.name());
+        }
+        if !by_type.is_empty() {
+            text.push_str("Carrying the deployment's tags but named otherwise (review; adopting one under the program's name replaces it unless the names match):\n");
+            for (ty, (ids, names)) in &by_type {
+                text.push_str(&format!(
+                    "  ? {ty} {} (the program's {} not found by name)\n",
+                    ids.iter().copied().collect::<Vec<_>>().join(", "),
+                    names.join(", ")
+                ));
+            }
         }
     }
     text.push_str(&format!(

@@ -11,6 +11,12 @@ use berth_engine::typed::auto_suffix;
 /// values of up to 256.
 pub type Tags = BTreeMap<String, String>;
 
+/// Whether `live` carries every one of `wanted` (for searches by tags).
+pub fn has_tags<'a>(live: impl IntoIterator<Item = (&'a str, &'a str)>, wanted: &Tags) -> bool {
+    let live: BTreeMap<&str, &str> = live.into_iter().collect();
+    !wanted.is_empty() && wanted.iter().all(|(k, v)| live.get(k.as_str()) == Some(&v.as_str()))
+}
+
 /// Problems found so far in one resource's inputs; all of them are reported at once.
 #[derive(Default)]
 pub struct Problems(pub Vec<CheckFailure>);

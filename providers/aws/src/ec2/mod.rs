@@ -432,6 +432,19 @@ impl ResourceProvider for SecurityGroupProvider {
             None => Ok(None),
         }
     }
+
+    async fn find_tagged(&self, ctx: CallContext<'_>, tags: &Tags) -> Result<Vec<String>, ProviderError> {
+        if tags.is_empty() {
+            return Ok(Vec::new());
+        }
+        let clients = self.aws.clients().await?;
+        let mut request = clients.ec2.describe_security_groups();
+        for (key, value) in tags {
+            request = request.filters(Filter::builder().name(format!("tag:{key}")).values(value).build());
+        }
+        let found = request.send().await.map_err(fail(&ctx, "DescribeSecurityGroups"))?;
+        Ok(found.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect())
+    }
 }
 
 #[cfg(test)]

@@ -573,6 +573,25 @@ impl ResourceProvider for ReplicationGroupProvider {
             None => Ok(None),
         }
     }
+
+    async fn find_tagged(&self, ctx: CallContext<'_>, tags: &Tags) -> Result<Vec<String>, ProviderError> {
+        let clients = self.aws.clients().await?;
+        let listed = clients
+            .elasticache
+            .describe_replication_groups()
+            .send()
+            .await
+            .map_err(|e| AwsError::from(e).at(&ctx, "DescribeReplicationGroups"))?;
+        let mut ids = Vec::new();
+        for group in listed.replication_groups() {
+            let (Some(id), Some(arn)) = (group.replication_group_id(), group.arn()) else { continue };
+            let live = read_tags(clients, &ctx, arn).await?;
+            if validate::has_tags(live.iter().map(|(k, v)| (k.as_str(), v.as_str())), tags) {
+                ids.push(id.to_string());
+            }
+        }
+        Ok(ids)
+    }
 }
 
 #[cfg(test)]

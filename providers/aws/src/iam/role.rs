@@ -239,6 +239,20 @@ impl ResourceProvider for RoleProvider {
             None => Ok(None),
         }
     }
+
+    async fn find_tagged(&self, ctx: CallContext<'_>, tags: &Tags) -> Result<Vec<String>, ProviderError> {
+        let iam = &self.aws.clients().await?.iam;
+        let listed = iam.list_roles().send().await.map_err(fail(&ctx, "ListRoles"))?;
+        let mut ids = Vec::new();
+        for role in listed.roles() {
+            let name = role.role_name();
+            let live = iam.list_role_tags().role_name(name).send().await.map_err(fail(&ctx, "ListRoleTags"))?;
+            if validate::has_tags(live.tags().iter().map(|t| (t.key(), t.value())), tags) {
+                ids.push(name.to_string());
+            }
+        }
+        Ok(ids)
+    }
 }
 
 /// `aws:iam:RolePolicyAttachment`: a managed policy attached to a role. Its id is

@@ -544,6 +544,19 @@ impl ResourceProvider for InstanceProvider {
             None => Ok(None),
         }
     }
+
+    async fn find_tagged(&self, ctx: CallContext<'_>, tags: &Tags) -> Result<Vec<String>, ProviderError> {
+        let rds = &self.aws.clients().await?.rds;
+        let listed = rds.describe_db_instances().send().await.map_err(|e| AwsError::from(e).at(&ctx, "DescribeDBInstances"))?;
+        Ok(listed
+            .db_instances()
+            .iter()
+            .filter(|db| {
+                validate::has_tags(db.tag_list().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())), tags)
+            })
+            .filter_map(|db| db.db_instance_identifier().map(str::to_string))
+            .collect())
+    }
 }
 
 fn major(version: &str) -> &str {

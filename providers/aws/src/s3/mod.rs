@@ -270,6 +270,29 @@ impl ResourceProvider for BucketProvider {
             None => Ok(None),
         }
     }
+
+    async fn find_tagged(&self, ctx: CallContext<'_>, tags: &Tags) -> Result<Vec<String>, ProviderError> {
+        let s3 = &self.aws.clients().await?.s3;
+        let listed = s3.list_buckets().send().await.map_err(fail(&ctx, "ListBuckets"))?;
+        let mut ids = Vec::new();
+        for name in listed.buckets().iter().filter_map(|b| b.name()) {
+            let got = s3.get_bucket_tagging().bucket(name).send().await;
+            let live: Vec<(String, String)> = match got {
+                Ok(t) => t.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+                Err(e) => {
+                    let e = AwsError::from(e);
+                    if e.is_code("NoSuchTagSet") || e.is_not_found() {
+                        continue;
+                    }
+                    return Err(e.at(&ctx, "GetBucketTagging"));
+                }
+            };
+            if validate::has_tags(live.iter().map(|(k, v)| (k.as_str(), v.as_str())), tags) {
+                ids.push(name.to_string());
+            }
+        }
+        Ok(ids)
+    }
 }
 
 /// Deletes a bucket's objects: used by `force_destroy` and by tests.
