@@ -71,7 +71,10 @@ fn database_connections(v: &Values) -> String {
 
 const MONGODB: &str = "mongo_params: &mongo_params\n  host: '{{ .Secrets.host }}'\n  port: {{ .Secrets.port }}\n  user: '{{ .Secrets.user }}'\n  password: '{{ .Secrets.password }}'\n  db: '{{ .Secrets.db }}'\n  ssl: true\n  authsource: admin\n  connectTimeoutMS: 2000\n  socketTimeoutMS: 3000\n";
 
-const REDIS: &str = "redis_cache_config: &redis_cache_config\n  BACKEND: django_redis.cache.RedisCache\n  LOCATION: 'rediss://default:{{ .Secrets.token }}@{{ .Secrets.host }}:6379/1'\n  OPTIONS:\n    CLIENT_CLASS: django_redis.client.DefaultClient\nCELERY_BROKER_HOSTNAME: '{{ .Secrets.host }}:6379'\nCELERY_BROKER_USER: default\nCELERY_BROKER_PASSWORD: '{{ .Secrets.token }}'\nCELERY_BROKER_VHOST: '0'\n";
+const REDIS: &str = "redis_cache_config: &redis_cache_config\n  BACKEND: django_redis.cache.RedisCache\n  LOCATION: 'rediss://default:{{ .Secrets.token }}@{{ .Secrets.host }}:6379/1'\n  OPTIONS:\n    CLIENT_CLASS: django_redis.client.DefaultClient\nCELERY_BROKER_HOSTNAME: '{{ .Secrets.host }}:6379'\nCELERY_BROKER_USER: default\nCELERY_BROKER_PASSWORD: '{{ .Secrets.token }}'\n";
+
+/// The Redis database Celery's queues live in; KEDA watches the same one.
+pub const CELERY_BROKER_DB: u8 = 0;
 
 const GENERAL: &str = "SECRET_KEY: '{{ .Secrets.SECRET_KEY }}'\nJWT_SECRET_KEY: '{{ .Secrets.JWT_SECRET_KEY }}'\n";
 
@@ -172,7 +175,7 @@ pub fn bundle(
         SecretFragment {
             name: "03-redis-credentials",
             source: FromVault::Kv { path: vault.redis.clone() },
-            text: |_| REDIS.to_string(),
+            text: |_| format!("{REDIS}CELERY_BROKER_VHOST: '{CELERY_BROKER_DB}'\n"),
             services: &SERVICES,
         },
         SecretFragment {

@@ -1,21 +1,31 @@
 //! The Vault component: a kv mount with the application's secrets and a policy to read them,
 //! and the database secrets engine on the RDS instance with the Open edX roles.
 
-use berth_engine::{Options, Output, ProgramResult, Secret, Stack, format_output};
+use berth_engine::{Options, Output, ProgramResult, ResourceHandle, Secret, Stack, format_output};
 use berth_provider_builtin::random::Password;
 use berth_provider_vault::{DatabaseConnection, DatabaseRole, KvSecret, Mount, Policy, Ttl};
 
 use crate::edxapp::Ctx;
 use crate::edxapp::aws::{Cache, Database};
 
+/// What a role may do in its schemas: every schema-level privilege RDS's master user holds
+/// (and so may grant). Not `ALL PRIVILEGES`: on MariaDB that includes `DELETE HISTORY`, which RDS
+/// does not give the master user, so a grant of ALL is refused on RDS.
+macro_rules! schema_privileges {
+    () => {
+        "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, REFERENCES, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES, \
+         EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER"
+    };
+}
+
 /// The database roles: name and what it may do.
 pub const DATABASE_ROLES: [(&str, &str); 6] = [
-    ("admin", "ALL PRIVILEGES ON *.*"),
+    ("admin", concat!(schema_privileges!(), " ON `%`.*")),
     ("readonly", "SELECT ON *.*"),
-    ("edxapp", "ALL PRIVILEGES ON edxapp.*"),
-    ("edxapp-csmh", "ALL PRIVILEGES ON edxapp_csmh.*"),
-    ("xqueue", "ALL PRIVILEGES ON xqueue.*"),
-    ("notes", "ALL PRIVILEGES ON edx_notes_api.*"),
+    ("edxapp", concat!(schema_privileges!(), " ON edxapp.*")),
+    ("edxapp-csmh", concat!(schema_privileges!(), " ON edxapp_csmh.*")),
+    ("xqueue", concat!(schema_privileges!(), " ON xqueue.*")),
+    ("notes", concat!(schema_privileges!(), " ON edx_notes_api.*")),
 ];
 
 /// Where things are in Vault.
@@ -66,28 +76,8 @@ pub fn secrets(stack: &mut Stack, ctx: &Ctx, database: &Database, cache: &Cache)
         stack.register("redis", KvSecret::new(kv_mount.clone(), "redis").with_output("token", &cache.token).with_output("host", &address), Options::new())?;
         stack.register("oauth", KvSecret::new(kv_mount.clone(), "oauth").with_output("lms", &lms_oauth).with_output("cms", &cms_oauth), Options::new())?;
 
-        let db = stack.register(
-            "database-engine",
-            Mount {
-                description: format!("edxapp database credentials of {}", ctx.env_name),
-                default_lease_ttl: Some(Ttl::days(90)),
-                max_lease_ttl: Some(Ttl::days(180)),
-                ..Mount::database(&format!("mariadb-{prefix}"))
-            },
-            Options::new(),
-        )?;
+        let db = database_engine(stack, &format!("mariadb-{prefix}"), &ctx.env_name, database, ctx.config.verify_database_connection)?;
         let db_mount: Output<String> = db.output("path");
-        let url = format_output!("{{{{username}}}}:{{{{password}}}}@tcp({}:{})/", database.address, database.port.map(|p| p.to_string()));
-        let mut connection = DatabaseConnection::mysql(db_mount.clone(), "edxapp", url, database.admin_user.clone(), database.admin_password.map(Secret::new));
-        connection.allowed_roles = DATABASE_ROLES.iter().map(|(name, _)| name.to_string()).collect();
-        connection.verify_connection = ctx.config.verify_database_connection;
-        let connection = stack.register("connection", connection, Options::new())?;
-        for (name, grants) in DATABASE_ROLES {
-            let mut role = DatabaseRole::mysql(db_mount.clone(), name, connection.output::<String>("name"), grants);
-            role.default_ttl = Some(Ttl::days(90));
-            role.max_ttl = Some(Ttl::days(180));
-            stack.register(&format!("role-{name}"), role, Options::new())?;
-        }
 
         let policy_name = format!("edxapp-{prefix}");
         let document = format!(
@@ -105,4 +95,32 @@ pub fn secrets(stack: &mut Stack, ctx: &Ctx, database: &Database, cache: &Cache)
             oauth: "oauth".into(),
         })
     })
+}
+
+/// The database secrets engine at `mount` on the RDS instance: a connection as the instance's
+/// admin user and a role per [`DATABASE_ROLES`], leases of 3 months (6 at most).
+pub fn database_engine(stack: &mut Stack, mount: &str, env_name: &str, database: &Database, verify_connection: bool) -> ProgramResult<ResourceHandle<Mount>> {
+    let db = stack.register(
+        "database-engine",
+        Mount {
+            description: format!("edxapp database credentials of {env_name}"),
+            default_lease_ttl: Some(Ttl::days(90)),
+            max_lease_ttl: Some(Ttl::days(180)),
+            ..Mount::database(mount)
+        },
+        Options::new(),
+    )?;
+    let db_mount: Output<String> = db.output("path");
+    let url = format_output!("{{username}}:{{password}}@tcp({}:{})/", database.address, database.port.map(|p| p.to_string()));
+    let mut connection = DatabaseConnection::mysql(db_mount.clone(), "edxapp", url, database.admin_user.clone(), database.admin_password.map(Secret::new));
+    connection.allowed_roles = DATABASE_ROLES.iter().map(|(name, _)| name.to_string()).collect();
+    connection.verify_connection = verify_connection;
+    let connection = stack.register("connection", connection, Options::new())?;
+    for (name, grants) in DATABASE_ROLES {
+        let mut role = DatabaseRole::mysql(db_mount.clone(), name, connection.output::<String>("name"), grants);
+        role.default_ttl = Some(Ttl::days(90));
+        role.max_ttl = Some(Ttl::days(180));
+        stack.register(&format!("role-{name}"), role, Options::new())?;
+    }
+    Ok(db)
 }

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use crate::edxapp::aws::{Cache, Groups};
 use crate::edxapp::checks::Workloads;
 use crate::edxapp::config::Workload;
-use crate::edxapp::configuration::{Bundles, Carrier};
+use crate::edxapp::configuration::{Bundles, CELERY_BROKER_DB, Carrier};
 use crate::edxapp::identity::Identity;
 use crate::edxapp::kube::{self, KEDA};
 use crate::edxapp::{Ctx, SERVICES, Service};
@@ -158,7 +158,8 @@ pub fn job_hash(template: &PodSpec) -> String {
     digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
-/// LMS migrations, then Studio migrations and the waffle flags.
+/// LMS migrations, then Studio migrations, then the waffle flags: one after the other, as the
+/// flags' tables come from the LMS migrations and Studio's migrations share the database.
 pub fn pre_deploy_jobs(stack: &mut Stack, ctx: &Ctx, identity: &Identity, bundles: &Bundles) -> ProgramResult<Jobs> {
     stack.component("edxapp:index:PreDeployJob", "pre-deploy", Options::new(), |stack, _| -> ProgramResult<Jobs> {
         let claim = data_claim(ctx);
@@ -188,7 +189,7 @@ pub fn pre_deploy_jobs(stack: &mut Stack, ctx: &Ctx, identity: &Identity, bundle
         let steps: Vec<(&str, Service, String, Vec<&str>)> = vec![
             ("lms-migrate", Service::Lms, "./manage.py lms migrate --noinput".into(), vec![]),
             ("cms-migrate", Service::Cms, "./manage.py cms migrate --noinput".into(), vec!["lms-migrate"]),
-            ("waffle-flags", Service::Lms, if flags.is_empty() { "true".into() } else { flags }, vec!["lms-migrate"]),
+            ("waffle-flags", Service::Lms, if flags.is_empty() { "true".into() } else { flags }, vec!["cms-migrate"]),
         ];
         let mut names = Vec::new();
         let mut handles: BTreeMap<&str, berth_engine::ResourceHandle<Job>> = BTreeMap::new();
@@ -336,7 +337,9 @@ pub fn webapp_pairs(
                 PodDisruptionBudget {
                     metadata: Input::Value(kube::meta(ctx, &webapp, &component)),
                     spec: Input::Value(PodDisruptionBudgetSpec {
-                        min_available: Some(IntOrString::Int(1)),
+                        // At most one pod down at a time; `minAvailable: 1` would block every
+                        // node drain of a one-replica (CI) deployment.
+                        max_unavailable: Some(IntOrString::Int(1)),
                         selector: Some(LabelSelector { match_labels: Some(selector), ..LabelSelector::default() }),
                         ..PodDisruptionBudgetSpec::default()
                     }),
@@ -398,7 +401,7 @@ pub fn webapp_pairs(
                         "maxReplicaCount": max,
                         "triggers": [{
                             "type": "redis",
-                            "metadata": {"address": format!("{address}:6379"), "listName": format!("edx.{svc}.core.default"), "listLength": "10", "enableTLS": "true", "databaseIndex": "1"},
+                            "metadata": {"address": format!("{address}:6379"), "listName": format!("edx.{svc}.core.default"), "listLength": "10", "enableTLS": "true", "databaseIndex": CELERY_BROKER_DB.to_string()},
                             "authenticationRef": {"name": trigger_auth}
                         }]
                     })
