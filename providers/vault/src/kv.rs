@@ -4,7 +4,10 @@
 //! plans, diffs and output (the keys are shown, so a plan says which key changes). Values may be
 //! literals, stack configuration secrets, or other resources' outputs (a database address).
 //! Changing data writes the secret again (a new version on kv 2); changing the mount or path
-//! replaces it. Deleting a kv 2 secret deletes all its versions and metadata.
+//! replaces it. Deleting a kv 2 secret deletes all its versions and metadata
+//! (`DELETE <mount>/metadata/<path>`), as Terraform's `vault_kv_secret_v2` does with
+//! `delete_all_versions = true`; Terraform's default only soft-deletes the latest version, which
+//! leaves the key listed and its older versions readable.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

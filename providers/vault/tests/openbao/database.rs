@@ -221,3 +221,91 @@ async fn database_mistakes_are_refused_before_any_call() {
     }
     assert!(!e.contains("literal-pw-123"), "a password written into the URL is not repeated: {e}");
 }
+
+/// Roles and connections removed from the program (the mount kept) are deleted from Vault: a
+/// role's issued users are dropped with it, the mount and what the program keeps stay.
+#[tokio::test]
+async fn removed_roles_and_connections_are_deleted_while_the_mount_stays() {
+    let t = testbed();
+    let h = Harness::new();
+    let mount = unique("mariadb-del");
+    let schema = unique("del").replace('-', "_");
+    h.cleanup.mount(&mount);
+    mariadb_admin(&format!("CREATE DATABASE `{schema}`"));
+    h.cleanup.sql(&format!("DROP DATABASE IF EXISTS `{schema}`"));
+    let url = format!("{{{{username}}}}:{{{{password}}}}@tcp({}:{})/", t.get("BERTH_MARIADB_HOST"), t.get("BERTH_MARIADB_PORT"));
+    // Stage 0: two connections and two roles; 1: without the `readonly` role and the `spare`
+    // connection; 2: the mount alone.
+    let program = |stage: u8| {
+        let (mount, schema, url) = (mount.clone(), schema.clone(), url.clone());
+        let (admin, password) = (t.get("BERTH_MARIADB_USER").to_string(), t.get("BERTH_MARIADB_PASSWORD").to_string());
+        move |s: &mut Stack| -> ProgramResult {
+            let db = s.register("db", Mount::database(&mount), Options::new())?;
+            let path = db.output::<String>("path");
+            if stage >= 2 {
+                return Ok(());
+            }
+            let connection = DatabaseConnection {
+                allowed_roles: vec!["edxapp".into(), "readonly".into()],
+                ..DatabaseConnection::mysql(&path, "mariadb", url.clone(), admin.clone(), Secret::new(password.clone()))
+            };
+            let connection = s.register("connection", connection, Options::new())?;
+            let name = connection.output::<String>("name");
+            s.register("edxapp", DatabaseRole::mysql(&path, "edxapp", &name, &format!("ALL PRIVILEGES ON `{schema}`.*")), Options::new())?;
+            if stage == 0 {
+                s.register("readonly", DatabaseRole::mysql(&path, "readonly", &name, &format!("SELECT ON `{schema}`.*")), Options::new())?;
+                let spare = DatabaseConnection::mysql(&path, "spare", url.clone(), admin.clone(), Secret::new(password.clone()));
+                s.register("spare", spare, Options::new())?;
+            }
+            Ok(())
+        }
+    };
+    let mount_stays = || {
+        let live = bao_read(&format!("sys/mounts/{mount}")).expect("the mount stays");
+        assert_eq!(live["type"], "database");
+    };
+
+    let plan = h.up(&program(0)).await;
+    assert_eq!(changes(&plan), vec!["connection: create", "db: create", "edxapp: create", "readonly: create", "spare: create"]);
+    assert_eq!(bao_list(&format!("{mount}/config")), vec!["mariadb", "spare"]);
+    assert_eq!(bao_list(&format!("{mount}/roles")), vec!["edxapp", "readonly"]);
+    let (reader, reader_password, _) = creds(&mount, "readonly");
+    let (first_user, _, _) = creds(&mount, "edxapp");
+    assert!(mariadb(&reader, &reader_password, "SELECT 1").is_ok());
+    assert!(user_exists(&first_user));
+
+    // A role and a connection no role uses, removed: deleted; the other role, the other
+    // connection and the mount stay.
+    let plan = h.up(&program(1)).await;
+    assert_eq!(changes(&plan), vec!["readonly: delete", "spare: delete"]);
+    assert!(bao_read(&format!("{mount}/roles/readonly")).is_none(), "the role is gone");
+    assert_eq!(bao_list(&format!("{mount}/roles")), vec!["edxapp"]);
+    assert!(bao_read(&format!("{mount}/config/spare")).is_none(), "the connection is gone");
+    assert_eq!(bao_list(&format!("{mount}/config")), vec!["mariadb"]);
+    assert!(!user_exists(&reader), "the removed role's users are dropped");
+    assert!(user_exists(&first_user), "the kept role's users are not");
+    let refused = bao(&["read", &format!("{mount}/creds/readonly")]);
+    assert!(!refused.ok, "no credentials from a deleted role: {}", refused.stdout);
+    mount_stays();
+    let (user, password, _) = creds(&mount, "edxapp");
+    assert_eq!(
+        mariadb(&user, &password, &format!("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '{schema}'")),
+        Ok("1".into())
+    );
+    let state = h.state().await;
+    assert!(!in_state(&state, "readonly") && !in_state(&state, "spare") && in_state(&state, "connection"));
+
+    // The last role and the connection it uses, removed: the mount alone is left.
+    let plan = h.up(&program(2)).await;
+    assert_eq!(changes(&plan), vec!["connection: delete", "edxapp: delete"]);
+    assert!(bao_read(&format!("{mount}/roles/edxapp")).is_none() && bao_list(&format!("{mount}/roles")).is_empty());
+    assert!(bao_read(&format!("{mount}/config/mariadb")).is_none() && bao_list(&format!("{mount}/config")).is_empty());
+    assert!(!user_exists(&first_user) && !user_exists(&user), "the role's users are dropped before the connection goes");
+    mount_stays();
+    let (plan, report) = h.try_up(&program(2), true).await;
+    assert!(changes(&plan).is_empty() && plan.drift.is_empty(), "{:?} {:?}", changes(&plan), drift(&plan));
+    assert_eq!(report.mutating_calls, 0);
+
+    h.destroy().await;
+    assert!(bao_read(&format!("sys/mounts/{mount}")).is_none());
+}

@@ -29,6 +29,8 @@ struct Params {
     namespaces: Vec<String>,
     ttl: Ttl,
     reviewer_jwt: String,
+    /// Whether the program has the role (the backend and policy are always there).
+    with_role: bool,
 }
 
 fn program(p: Params) -> impl Fn(&mut Stack) -> ProgramResult + Send + Sync {
@@ -51,7 +53,9 @@ fn program(p: Params) -> impl Fn(&mut Stack) -> ProgramResult + Send + Sync {
             audience: Some("vault".into()),
             ..KubernetesAuthRole::new(backend.output::<String>("path"), &p.role)
         };
-        s.register("role", role, Options::new())?;
+        if p.with_role {
+            s.register("role", role, Options::new())?;
+        }
         Ok(())
     }
 }
@@ -67,6 +71,7 @@ async fn kubernetes_auth_backend_and_role_lifecycle() {
         namespaces: vec!["mitx-openedx".into()],
         ttl: Ttl::from("1h"),
         reviewer_jwt: "eyJhbGciOiJSUzI1NiJ9.reviewer-token-secret.sig".into(),
+        with_role: true,
     };
     h.cleanup.auth(&p.backend);
     h.cleanup.policy(&p.policy);
@@ -150,6 +155,27 @@ async fn kubernetes_auth_backend_and_role_lifecycle() {
     assert_eq!(ops(&plan)["role"], Op::Replace);
     assert!(bao_read(&format!("auth/{}/role/mitx-edxapp", p.backend)).is_none());
     assert!(bao_read(&format!("auth/{}/role/mitx-edxapp-2", p.backend)).is_some());
+    assert_eq!(bao_list(&format!("auth/{}/role", p.backend)), vec!["mitx-edxapp-2"]);
+
+    // The role removed from the program is deleted; its backend (config included) and the
+    // policy stay.
+    p.with_role = false;
+    let plan = h.up(&program(p.clone())).await;
+    assert_eq!(changes(&plan), vec!["role: delete"]);
+    assert!(bao_read(&format!("auth/{}/role/mitx-edxapp-2", p.backend)).is_none(), "the role is gone");
+    assert!(bao_list(&format!("auth/{}/role", p.backend)).is_empty());
+    let backend = bao_read(&format!("sys/auth/{}", p.backend)).expect("the backend stays");
+    assert_eq!(backend["type"], "kubernetes");
+    let config = bao_read(&format!("auth/{}/config", p.backend)).expect("and keeps its config");
+    assert_eq!(
+        (config["kubernetes_host"].as_str(), config["token_reviewer_jwt_set"].as_bool()),
+        (Some("https://10.100.0.2:443"), Some(true))
+    );
+    assert!(bao_read(&format!("sys/policies/acl/{}", p.policy)).is_some(), "the policy stays");
+    assert!(!in_state(&h.state().await, "role"));
+    let (plan, report) = h.try_up(&program(p.clone()), true).await;
+    assert!(changes(&plan).is_empty() && plan.drift.is_empty(), "{:?} {:?}", changes(&plan), drift(&plan));
+    assert_eq!(report.mutating_calls, 0);
 
     h.destroy().await;
     let auths = bao_ok(&["auth", "list", "-format=json"]);

@@ -204,3 +204,76 @@ async fn a_secret_needs_a_kv_mount() {
     assert!(why.contains("`database` engine, not kv") && why.contains(&mount), "{why}");
     h.destroy().await;
 }
+
+/// A secret removed from the program (its mount kept) is deleted from Vault; the mount and the
+/// other secrets in it stay.
+///
+/// On kv 2 berth deletes every version and the metadata (`DELETE <mount>/metadata/<path>`), as
+/// Terraform's `vault_kv_secret_v2` does with `delete_all_versions = true`. Terraform's default
+/// (`false`) only soft-deletes the latest version (`DELETE <mount>/data/<path>`): the key stays
+/// listed, older versions stay readable and can be undeleted. berth has no such switch: a secret
+/// gone from the program is gone from Vault, history included. The assertions below would fail
+/// on a soft delete (the key listed, `-version=1` readable, the data path answering `data: null`).
+#[tokio::test]
+async fn a_secret_removed_from_the_program_is_deleted_and_its_mount_stays() {
+    let h = Harness::new();
+    let (v1_mount, v2_mount) = (unique("kv1-del"), unique("kv2-del"));
+    h.cleanup.mount(&v1_mount);
+    h.cleanup.mount(&v2_mount);
+    let program = |with_removable: bool, password: &'static str| {
+        let (v1_mount, v2_mount) = (v1_mount.clone(), v2_mount.clone());
+        move |s: &mut Stack| -> ProgramResult {
+            let v1 = s.register("kv-v1", Mount::kv(&v1_mount, 1), Options::new())?;
+            let v2 = s.register("kv-v2", Mount::kv(&v2_mount, 2), Options::new())?;
+            let (v1, v2) = (v1.output::<String>("path"), v2.output::<String>("path"));
+            s.register("kept-v1", KvSecret::new(&v1, "forum").with_value("token", "kept-1"), Options::new())?;
+            s.register("kept-v2", KvSecret::new(&v2, "apps/forum").with_value("token", "kept-2"), Options::new())?;
+            if with_removable {
+                s.register("gone-v1", KvSecret::new(&v1, "edxapp").with_value("password", password), Options::new())?;
+                s.register("gone-v2", KvSecret::new(&v2, "apps/edxapp").with_value("password", password), Options::new())?;
+            }
+            Ok(())
+        }
+    };
+
+    // Two versions of the kv 2 secret, so that "all versions" means something.
+    h.up(&program(true, "first")).await;
+    let plan = h.up(&program(true, "second")).await;
+    assert_eq!(changes(&plan), vec!["gone-v1: update", "gone-v2: update"]);
+    assert_eq!(outputs(&h.state().await, "gone-v2")["version"], 2);
+    assert_eq!(kv_get(&format!("{v2_mount}/apps/edxapp")), Some(json!({"password": "second"})));
+    let first = bao_ok(&["kv", "get", "-version=1", "-format=json", &format!("{v2_mount}/apps/edxapp")]);
+    assert!(first.contains("\"first\""), "version 1 is kept until the secret is deleted: {first}");
+    assert_eq!(bao_list(&format!("{v2_mount}/metadata/apps")), vec!["edxapp", "forum"]);
+    assert_eq!(bao_list(&v1_mount), vec!["edxapp", "forum"]);
+
+    // Removed from the program: deleted, and nothing else is.
+    let plan = h.up(&program(false, "second")).await;
+    assert_eq!(changes(&plan), vec!["gone-v1: delete", "gone-v2: delete"]);
+    assert!(bao_read(&format!("{v1_mount}/edxapp")).is_none(), "the kv 1 secret is gone");
+    assert_eq!(bao_list(&v1_mount), vec!["forum"]);
+    assert!(bao_read(&format!("{v2_mount}/data/apps/edxapp")).is_none(), "no version of the kv 2 secret is left, not even a deleted one");
+    assert!(bao_read(&format!("{v2_mount}/metadata/apps/edxapp")).is_none(), "its metadata is gone too");
+    assert!(!bao(&["kv", "get", "-version=1", &format!("{v2_mount}/apps/edxapp")]).ok, "older versions are not readable");
+    assert_eq!(bao_list(&format!("{v2_mount}/metadata/apps")), vec!["forum"]);
+    // The mounts and their other secrets stay.
+    for (mount, version) in [(&v1_mount, "1"), (&v2_mount, "2")] {
+        let live = bao_read(&format!("sys/mounts/{mount}")).unwrap_or_else(|| panic!("the mount {mount} stays"));
+        assert_eq!((live["type"].as_str(), live["options"]["version"].as_str()), (Some("kv"), Some(version)));
+    }
+    assert_eq!(kv_get(&format!("{v1_mount}/forum")), Some(json!({"token": "kept-1"})));
+    assert_eq!(kv_get(&format!("{v2_mount}/apps/forum")), Some(json!({"token": "kept-2"})));
+    let state = h.state().await;
+    assert!(!in_state(&state, "gone-v1") && !in_state(&state, "gone-v2") && in_state(&state, "kv-v2"));
+    let (plan, report) = h.try_up(&program(false, "second"), true).await;
+    assert!(changes(&plan).is_empty() && plan.drift.is_empty(), "{:?} {:?}", changes(&plan), drift(&plan));
+    assert_eq!(report.mutating_calls, 0);
+
+    // Put back, it starts a new history: version 1, not 3.
+    let plan = h.up(&program(true, "third")).await;
+    assert_eq!(changes(&plan), vec!["gone-v1: create", "gone-v2: create"]);
+    assert_eq!(outputs(&h.state().await, "gone-v2")["version"], 1);
+
+    h.destroy().await;
+    assert!(bao_read(&format!("sys/mounts/{v1_mount}")).is_none() && bao_read(&format!("sys/mounts/{v2_mount}")).is_none());
+}

@@ -2,7 +2,8 @@
 //! CA), and what the user sees when the address or token is wrong.
 
 use berth_engine::{Options, ProgramResult, Stack};
-use berth_provider_vault::Policy;
+use berth_provider_vault::{KvSecret, Mount, Policy};
+use serde_json::{Value as Json, json};
 
 use crate::support::*;
 
@@ -26,6 +27,10 @@ async fn namespace_setting_puts_everything_in_the_namespace() {
     bao_ok(&["namespace", "create", &ns]);
     let h = Harness::with_settings(&format!("  namespace: {ns}\n"));
     let name = unique("policy-ns");
+    // Tidies up a failed run, wherever the policy went.
+    h.cleanup.push(&["policy", "delete", &format!("-namespace={ns}"), &name]);
+    h.cleanup.policy(&name);
+    h.cleanup.push(&["namespace", "delete", &ns]);
     h.up(&program(name.clone())).await;
     assert!(bao(&["policy", "read", &format!("-namespace={ns}"), &name]).ok, "the policy is in the namespace");
     assert!(!bao(&["policy", "read", &name]).ok, "and not in the root namespace");
@@ -33,6 +38,76 @@ async fn namespace_setting_puts_everything_in_the_namespace() {
     assert!(changes(&plan).is_empty() && plan.drift.is_empty(), "reads go to the namespace too: {:?}", drift(&plan));
     h.destroy().await;
     assert!(!bao(&["policy", "read", &format!("-namespace={ns}"), &name]).ok);
+    bao_ok(&["namespace", "delete", &ns]);
+}
+
+/// A kv 2 mount with the `edxapp` secret, and the `forum` secret while `with_forum`.
+fn kv_program(mount: String, password: &'static str, with_forum: bool) -> impl Fn(&mut Stack) -> ProgramResult + Send + Sync {
+    move |s: &mut Stack| {
+        let kv = s.register("kv", Mount { description: "team secrets".into(), ..Mount::kv(&mount, 2) }, Options::new())?;
+        let path = kv.output::<String>("path");
+        s.register("edxapp", KvSecret::new(&path, "edxapp").with_value("password", password), Options::new())?;
+        if with_forum {
+            s.register("forum", KvSecret::new(&path, "forum").with_value("token", "forum-token"), Options::new())?;
+        }
+        Ok(())
+    }
+}
+
+/// `bao kv get` in namespace `ns`: the data, or `None`.
+fn kv_get_in(ns: &str, path: &str) -> Option<Json> {
+    let ran = bao(&["kv", "get", &format!("-namespace={ns}"), "-format=json", path]);
+    ran.ok.then(|| serde_json::from_str::<Json>(&ran.stdout).expect("bao prints JSON")["data"]["data"].clone())
+}
+
+#[tokio::test]
+async fn namespace_setting_puts_kv_mounts_and_secrets_in_the_namespace() {
+    let ns = unique("team-kv");
+    bao_ok(&["namespace", "create", &ns]);
+    let h = Harness::with_settings(&format!("  namespace: {ns}\n"));
+    let mount = unique("kv-ns");
+    let in_ns = format!("-namespace={ns}");
+    // Tidies up a failed run, wherever the mount went.
+    h.cleanup.push(&["secrets", "disable", &in_ns, &mount]);
+    h.cleanup.mount(&mount);
+    h.cleanup.push(&["namespace", "delete", &ns]);
+
+    // Create: the mount and secrets are in the namespace, and not in the root namespace.
+    let plan = h.up(&kv_program(mount.clone(), "first", true)).await;
+    assert_eq!(changes(&plan), vec!["edxapp: create", "forum: create", "kv: create"]);
+    let live = bao_read_with(&[&in_ns], &format!("sys/mounts/{mount}")).expect("the mount is in the namespace");
+    assert_eq!((live["type"].as_str(), live["options"]["version"].as_str()), (Some("kv"), Some("2")));
+    assert!(bao_read(&format!("sys/mounts/{mount}")).is_none(), "and not in the root namespace");
+    assert_eq!(kv_get_in(&ns, &format!("{mount}/edxapp")), Some(json!({"password": "first"})));
+    assert_eq!(kv_get_in(&ns, &format!("{mount}/forum")), Some(json!({"token": "forum-token"})));
+    let state = h.state().await;
+    assert_eq!(outputs(&state, "edxapp")["api_path"], format!("{mount}/data/edxapp"), "paths are relative to the namespace");
+    assert_eq!(outputs(&state, "edxapp")["kv_version"], 2);
+    let (plan, report) = h.try_up(&kv_program(mount.clone(), "first", true), true).await;
+    assert!(changes(&plan).is_empty() && plan.drift.is_empty(), "reads go to the namespace: {:?} {:?}", changes(&plan), drift(&plan));
+    assert_eq!(report.mutating_calls, 0);
+
+    // Drift made in the namespace is seen there; the update writes there.
+    bao_ok(&["kv", "put", &in_ns, &format!("{mount}/edxapp"), "password=changed-by-hand"]);
+    bao_ok(&["secrets", "tune", &in_ns, "-description=tuned by hand", &mount]);
+    let plan = h.preview(&kv_program(mount.clone(), "first", true), true).await;
+    assert_eq!(drift(&plan), vec!["edxapp: data.password", "kv: description"]);
+    let (plan, report) = h.try_up(&kv_program(mount.clone(), "second", true), true).await;
+    assert!(report.succeeded(), "{:?}", failures(&report));
+    assert_eq!(changes(&plan), vec!["edxapp: update", "kv: update"]);
+    assert_eq!(kv_get_in(&ns, &format!("{mount}/edxapp")), Some(json!({"password": "second"})));
+    assert_eq!(bao_read_with(&[&in_ns], &format!("sys/mounts/{mount}")).unwrap()["description"], "team secrets");
+
+    // A secret removed from the program is deleted in the namespace (all versions and the
+    // metadata); the mount and the other secret stay.
+    let plan = h.up(&kv_program(mount.clone(), "second", false)).await;
+    assert_eq!(changes(&plan), vec!["forum: delete"]);
+    assert!(bao_read_with(&[&in_ns], &format!("{mount}/metadata/forum")).is_none(), "the secret is gone");
+    assert_eq!(bao_list_with(&[&in_ns], &format!("{mount}/metadata")), vec!["edxapp"]);
+    assert!(bao_read_with(&[&in_ns], &format!("sys/mounts/{mount}")).is_some(), "the mount stays");
+
+    h.destroy().await;
+    assert!(bao_read_with(&[&in_ns], &format!("sys/mounts/{mount}")).is_none(), "destroy removes the mount from the namespace");
     bao_ok(&["namespace", "delete", &ns]);
 }
 

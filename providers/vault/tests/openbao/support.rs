@@ -132,7 +132,15 @@ pub fn bao_ok(args: &[&str]) -> String {
 
 /// `bao read -format=json <path>`: the `data`, or `None` if there is nothing there.
 pub fn bao_read(path: &str) -> Option<serde_json::Value> {
-    let ran = bao(&["read", "-format=json", path]);
+    bao_read_with(&[], path)
+}
+
+/// `bao read -format=json <flags> <path>` (`-namespace=team`, say): the `data`, or `None`.
+pub fn bao_read_with(flags: &[&str], path: &str) -> Option<serde_json::Value> {
+    let mut args = vec!["read", "-format=json"];
+    args.extend_from_slice(flags);
+    args.push(path);
+    let ran = bao(&args);
     if !ran.ok {
         assert!(
             ran.stderr.contains("No value found") || ran.stderr.contains("404") || ran.stderr.contains("No secret engine mount"),
@@ -143,6 +151,35 @@ pub fn bao_read(path: &str) -> Option<serde_json::Value> {
     }
     let json: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("bao read {path}: {e}: {}", ran.stdout));
     Some(json["data"].clone())
+}
+
+/// `bao list -format=json <flags> <path>`: the keys, empty when there are none (Vault answers a
+/// path with no keys, or no mount, with 404).
+pub fn bao_list_with(flags: &[&str], path: &str) -> Vec<String> {
+    let mut args = vec!["list", "-format=json"];
+    args.extend_from_slice(flags);
+    args.push(path);
+    let ran = bao(&args);
+    if !ran.ok {
+        assert!(
+            ran.stdout.trim() == "{}" || ran.stderr.contains("No value found") || ran.stderr.contains("404"),
+            "bao list {path}: {}{}",
+            ran.stdout,
+            ran.stderr
+        );
+        return Vec::new();
+    }
+    serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("bao list {path}: {e}: {}", ran.stdout))
+}
+
+/// `bao list -format=json <path>`: the keys, empty when there are none.
+pub fn bao_list(path: &str) -> Vec<String> {
+    bao_list_with(&[], path)
+}
+
+/// Whether a resource of that logical name is recorded in state.
+pub fn in_state(state: &State, name: &str) -> bool {
+    state.resources.iter().any(|r| r.urn.name() == name)
 }
 
 /// Runs SQL on the testbed's MariaDB as `user` (password through the environment, never argv).
