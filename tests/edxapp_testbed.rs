@@ -32,6 +32,7 @@ async fn a_release_runs_its_jobs_once_then_rolls_out_and_a_no_op_writes_nothing(
     up.assert_ok();
     assert!(up.stdout().contains("created"), "{}", up.describe());
     w.assert_rollout_after(&jobs1).await;
+    w.assert_built_as_designed().await;
     for (name, image) in w.deployment_images().await {
         assert!(image.ends_with(&format!("@{release1}")), "{name} runs {image}");
     }

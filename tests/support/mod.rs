@@ -12,6 +12,7 @@ use berth_provider_kubernetes::discovery::Target;
 use berth_provider_kubernetes::kinds::Gvk;
 use serde_json::Value as Json;
 
+pub mod design;
 #[path = "../../providers/aws/tests/moto/proxy.rs"]
 pub mod proxy;
 
