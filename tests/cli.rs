@@ -361,6 +361,12 @@ fn import_adopts_existing_resources_from_the_command_line() {
     let generated = std::fs::read_to_string(&out).unwrap();
     assert!(generated.contains("type: \"local:index:File\"") || generated.contains("type: local:index:File"), "{generated}");
     assert!(generated.contains("hello"), "{generated}");
+    // Without --generate-config, a single import prints the settings that reproduce it.
+    let other = p.path().join("other.txt");
+    std::fs::write(&other, "second file\n").unwrap();
+    let printed = p.run(&["stack", "import", "site", "local:index:File", "other", &other.display().to_string()]);
+    printed.assert_code(0);
+    assert!(printed.stdout().contains("second file") && printed.stdout().contains("inputs:"), "{}", printed.stdout());
     let list = p.run(&["state", "list", "site", "--json"]).json();
     let notes = list["resources"].as_array().unwrap().iter().find(|r| r["urn"].as_str().unwrap().ends_with("::notes")).unwrap().clone();
     assert_eq!(notes["id"], path.as_str());

@@ -178,6 +178,7 @@ pub async fn run(
     generate_config: Option<&Path>,
     json: bool,
 ) -> Result<u8, CliError> {
+    let single_import = single.is_some();
     let requests = requests(single, file, parent, protect)?;
     let settings = ctx.settings(stack, &[])?;
     let engine = ctx.engine(&settings)?;
@@ -188,8 +189,8 @@ pub async fn run(
         i.outputs.secret_strings(&mut secrets);
     }
     register_secrets(secrets);
+    let shape = settings.program.as_ref().and_then(|p| ctx.app.import_configs.get(p)).copied();
     if let Some(path) = generate_config {
-        let shape = settings.program.as_ref().and_then(|p| ctx.app.import_configs.get(p)).copied();
         std::fs::write(path, generated_config(stack, &imported, shape))
             .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
     }
@@ -215,13 +216,17 @@ pub async fn run(
     if imported.iter().all(|i| i.already) {
         text.push_str("\nNothing to do: everything listed is already in state.\n");
     } else {
-        text.push_str(&format!(
-            "\nThe program must declare these resources with settings matching the live ones{}.\n",
-            match generate_config {
-                Some(p) => format!(" (written to {})", p.display()),
-                None => ": rerun with --generate-config FILE to write them out".to_string(),
-            }
-        ));
+        // One resource: its settings go to stdout, as `pulumi import` prints the code. Many: to
+        // a file, which is easier to review.
+        let written_where = match generate_config {
+            Some(p) => format!(" (written to {})", p.display()),
+            None if single_import => ":".to_string(),
+            None => ": rerun with --generate-config FILE to write them out".to_string(),
+        };
+        text.push_str(&format!("\nThe program must declare these resources with settings matching the live ones{written_where}\n"));
+        if single_import && generate_config.is_none() {
+            text.push_str(&format!("\n{}\n", generated_config(stack, &imported, shape)));
+        }
         text.push_str(&format!("Then `berth stack preview {stack}` lists any field where they still differ.\n"));
     }
     ctx.printer.out(&text);
