@@ -240,7 +240,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Output<T> {
 }
 
 /// Builds a string output from a format string and outputs, e.g.
-/// `format_output!("mysql://{}:{}", address, port)`.
+/// `format_output!("mysql://{}:{}", address, port)`. Only `{}` placeholders; `{{` and `}}`
+/// escape braces as in `format!`.
 #[macro_export]
 macro_rules! format_output {
     ($fmt:literal $(, $arg:expr)* $(,)?) => {{
@@ -256,15 +257,24 @@ macro_rules! format_output {
 }
 
 #[doc(hidden)]
+/// `{}` takes the next value; `{{` and `}}` are literal braces, as in `format!` (so a Vault
+/// template's `{{username}}` is written `{{{{username}}}}`, exactly as `format!` would need).
 pub fn __format_with(template: &str, args: &mut dyn Iterator<Item = String>) -> String {
     let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(pos) = rest.find("{}") {
-        out.push_str(&rest[..pos]);
-        out.push_str(&args.next().unwrap_or_default());
-        rest = &rest[pos + 2..];
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('{', Some('{')) | ('}', Some('}')) => {
+                chars.next();
+                out.push(c);
+            }
+            ('{', Some('}')) => {
+                chars.next();
+                out.push_str(&args.next().unwrap_or_default());
+            }
+            _ => out.push(c),
+        }
     }
-    out.push_str(rest);
     out
 }
 
@@ -493,6 +503,16 @@ mod tests {
     use super::*;
     use serde::{Deserialize, Serialize};
     use std::collections::HashMap;
+
+    #[test]
+    fn format_strings_escape_braces_as_format_does() {
+        let args = || vec!["db.example".to_string(), "3306".to_string()].into_iter();
+        let template = "{{{{username}}}}:{{{{password}}}}@tcp({}:{})/";
+        assert_eq!(__format_with(template, &mut args()), format!("{{{{username}}}}:{{{{password}}}}@tcp({}:{})/", "db.example", "3306"));
+        assert_eq!(__format_with(template, &mut args()), "{{username}}:{{password}}@tcp(db.example:3306)/");
+        assert_eq!(__format_with("{} and {}", &mut args()), "db.example and 3306");
+        assert_eq!(__format_with("a } b {", &mut args()), "a } b {", "lone braces are kept");
+    }
 
     #[derive(Serialize, Deserialize)]
     struct Args {

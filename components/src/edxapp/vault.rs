@@ -111,7 +111,7 @@ pub fn database_engine(stack: &mut Stack, mount: &str, env_name: &str, database:
         Options::new(),
     )?;
     let db_mount: Output<String> = db.output("path");
-    let url = format_output!("{{username}}:{{password}}@tcp({}:{})/", database.address, database.port.map(|p| p.to_string()));
+    let url = format_output!("{{{{username}}}}:{{{{password}}}}@tcp({}:{})/", database.address, database.port.map(|p| p.to_string()));
     let mut connection = DatabaseConnection::mysql(db_mount.clone(), "edxapp", url, database.admin_user.clone(), database.admin_password.map(Secret::new));
     connection.allowed_roles = DATABASE_ROLES.iter().map(|(name, _)| name.to_string()).collect();
     connection.verify_connection = verify_connection;

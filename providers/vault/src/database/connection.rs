@@ -155,6 +155,13 @@ fn check_url(url: &str, failures: &mut Vec<CheckFailure>) {
             "must hold `{{username}}:{{password}}` where the credentials go (give them in `username` and `password`, never in the URL)",
         ));
     }
+    // Vault would log in as `{{admin}}`: braces doubled once too often in a format string.
+    if url.contains("{{{") {
+        failures.push(CheckFailure::field(
+            "connection_url",
+            "has `{{{`: Vault's placeholders are `{{username}}` and `{{password}}` (in `format!` or `format_output!`, write `{{{{username}}}}`)",
+        ));
+    }
     if !url.contains("@tcp(") && !url.contains("@unix(") && !url.contains("@/") {
         failures
             .push(CheckFailure::field("connection_url", "is not a Go MySQL DSN; write it like {{username}}:{{password}}@tcp(host:3306)/"));
@@ -375,6 +382,9 @@ mod tests {
         f.clear();
         check_url("mysql://{{username}}:{{password}}@db:3306", &mut f);
         assert_eq!(f.len(), 1, "{f:?}");
+        f.clear();
+        check_url("{{{{username}}}}:{{{{password}}}}@tcp(db:3306)/", &mut f);
+        assert_eq!(f.len(), 1, "doubled placeholders: {f:?}");
     }
 
     #[test]
