@@ -140,6 +140,28 @@ where
     }
 }
 
+/// A create refused because the object already exists outside the stack. `lookup` is the search
+/// for its importable id (a security group's `sg-…`, a policy's ARN): when it finds one, the error
+/// is `AlreadyExists` with that id, from which the engine writes the exact import command; when
+/// it does not, the API's refusal and why no id is given, rather than an id that cannot be
+/// imported.
+pub fn already_exists(
+    ctx: &CallContext<'_>,
+    action: &str,
+    refusal: &AwsError,
+    message: String,
+    lookup: Result<Option<String>, ProviderError>,
+) -> ProviderError {
+    let because = match lookup {
+        Ok(Some(id)) => return ProviderError::new(ErrorKind::AlreadyExists { id }, message),
+        Ok(None) => "it exists, but was not found when looked up to import it (deleted meanwhile?): run again".to_string(),
+        Err(e) => format!("it exists, but looking up its id to import it failed: {e}"),
+    };
+    let mut error = refusal.at(ctx, action);
+    error.message.push_str(&format!("; {because}"));
+    error
+}
+
 /// A request that the SDK refused to build (a required field missing): a bug in berth.
 pub fn build_error(e: aws_smithy_types::error::operation::BuildError) -> ProviderError {
     ProviderError::other(format!("internal error: cannot build the AWS request: {e}"))
@@ -191,6 +213,24 @@ mod tests {
         assert!(head.is_not_found());
         let down = AwsError { code: None, message: "connection refused".into(), status: None, unreachable: true };
         assert!(down.describe("x", "GetObject").message.contains("could not reach AWS"));
+    }
+
+    #[test]
+    fn already_exists_gives_the_id_found_or_says_why_there_is_none() {
+        let urn = berth_engine::Urn::new("dev", None, "aws:iam:Policy", "p").unwrap();
+        let ctx = CallContext { urn: &urn, ty: "aws:iam:Policy", name: "p", stack: "dev", timeout: None };
+        let refusal =
+            AwsError { code: Some("EntityAlreadyExists".into()), message: "exists".into(), status: Some(409), unreachable: false };
+        let arn = "arn:aws:iam::123456789012:policy/p";
+        let found = already_exists(&ctx, "CreatePolicy", &refusal, "policy `p` already exists".into(), Ok(Some(arn.into())));
+        assert_eq!(found.kind, ErrorKind::AlreadyExists { id: arn.into() });
+        assert_eq!(found.message, "policy `p` already exists");
+        let missing = already_exists(&ctx, "CreatePolicy", &refusal, String::new(), Ok(None));
+        assert_eq!((missing.kind, missing.code.as_deref()), (ErrorKind::Api, Some("EntityAlreadyExists")));
+        assert!(missing.message.contains("CreatePolicy failed: exists; it exists, but was not found"), "{}", missing.message);
+        let failed = already_exists(&ctx, "CreatePolicy", &refusal, String::new(), Err(ProviderError::other("ListPolicies denied")));
+        assert_eq!(failed.kind, ErrorKind::Api);
+        assert!(failed.message.ends_with("looking up its id to import it failed: ListPolicies denied"), "{}", failed.message);
     }
 
     #[test]

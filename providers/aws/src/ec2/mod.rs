@@ -15,13 +15,11 @@ mod rules;
 
 use aws_sdk_ec2::types::{Filter, IpPermission, ResourceType, Tag, TagSpecification};
 use berth_engine::async_trait;
-use berth_engine::{
-    CallContext, CheckFailure, ErrorKind, Input, Path, ProviderError, Resource, ResourceProvider, TypedCreated, TypedObserved,
-};
+use berth_engine::{CallContext, CheckFailure, Input, Path, ProviderError, Resource, ResourceProvider, TypedCreated, TypedObserved};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Aws, Clients};
-use crate::error::{AwsError, fail, found};
+use crate::error::{AwsError, already_exists, fail, found};
 use crate::validate::{self, Problems, Tags};
 use crate::wait::{self, Change, Poll};
 
@@ -219,6 +217,20 @@ impl SecurityGroupProvider {
         Ok((ids(false, &desired.ingress), ids(true, desired.egress.as_deref().unwrap_or(&[]))))
     }
 
+    /// The id of the group named `name` in `vpc`, if there is one.
+    async fn id_by_name(&self, ctx: &CallContext<'_>, vpc: &str, name: &str) -> Result<Option<String>, ProviderError> {
+        let clients = self.aws.clients().await?;
+        let found = clients
+            .ec2
+            .describe_security_groups()
+            .filters(Filter::builder().name("vpc-id").values(vpc).build())
+            .filters(Filter::builder().name("group-name").values(name).build())
+            .send()
+            .await
+            .map_err(fail(ctx, "DescribeSecurityGroups"))?;
+        Ok(found.security_groups().iter().find(|g| g.group_name() == Some(name)).and_then(|g| g.group_id()).map(str::to_string))
+    }
+
     async fn describe(&self, ctx: &CallContext<'_>, id: &str) -> Result<Option<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
         let clients = self.aws.clients().await?;
         let got = found(ctx, "DescribeSecurityGroups", clients.ec2.describe_security_groups().group_ids(id).send().await)?;
@@ -302,16 +314,19 @@ impl ResourceProvider for SecurityGroupProvider {
                 TagSpecification::builder().resource_type(ResourceType::SecurityGroup).set_tags(Some(ec2_tags(&inputs.tags))).build(),
             );
         }
-        let created = request.send().await.map_err(|e| {
-            let e = AwsError::from(e);
-            if e.is_code("InvalidGroup.Duplicate") {
-                return ProviderError::new(
-                    ErrorKind::AlreadyExists { id: format!("the id of group `{name}` in {vpc}") },
-                    format!("{}: security group `{name}` already exists in {vpc}", ctx.urn),
-                );
+        let created = match request.send().await {
+            Ok(created) => created,
+            Err(e) => {
+                let e = AwsError::from(e);
+                if !e.is_code("InvalidGroup.Duplicate") {
+                    return Err(e.at(&ctx, "CreateSecurityGroup"));
+                }
+                // What to import is the group's id, which only a lookup by name and VPC tells.
+                let message = format!("{}: security group `{name}` already exists in {vpc}", ctx.urn);
+                let lookup = self.id_by_name(&ctx, vpc, &name).await;
+                return Err(already_exists(&ctx, "CreateSecurityGroup", &e, message, lookup));
             }
-            e.at(&ctx, "CreateSecurityGroup")
-        })?;
+        };
         let id = created.group_id().unwrap_or_default().to_string();
         let partial = |e: ProviderError| {
             let outputs = SecurityGroupOutputs { id: id.clone(), name: name.clone(), ..SecurityGroupOutputs::default() };
@@ -418,17 +433,8 @@ impl ResourceProvider for SecurityGroupProvider {
 
     async fn lookup(&self, ctx: CallContext<'_>, inputs: &SecurityGroup) -> Result<Option<TypedObserved<SecurityGroup>>, ProviderError> {
         let (Some(name), Some(vpc)) = (&inputs.name, inputs.vpc_id.known()) else { return Ok(None) };
-        let clients = self.aws.clients().await?;
-        let found = clients
-            .ec2
-            .describe_security_groups()
-            .filters(Filter::builder().name("vpc-id").values(vpc).build())
-            .filters(Filter::builder().name("group-name").values(name).build())
-            .send()
-            .await
-            .map_err(fail(&ctx, "DescribeSecurityGroups"))?;
-        match found.security_groups().first().and_then(|g| g.group_id()) {
-            Some(id) => self.read(ctx, id, Some(inputs), None).await,
+        match self.id_by_name(&ctx, vpc, name).await? {
+            Some(id) => self.read(ctx, &id, Some(inputs), None).await,
             None => Ok(None),
         }
     }

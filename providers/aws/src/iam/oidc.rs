@@ -5,14 +5,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use berth_engine::async_trait;
-use berth_engine::{
-    CallContext, CheckFailure, ErrorKind, Input, Path, ProviderError, Resource, ResourceProvider, TypedCreated, TypedObserved,
-};
+use berth_engine::{CallContext, CheckFailure, Input, Path, ProviderError, Resource, ResourceProvider, TypedCreated, TypedObserved};
 use serde::{Deserialize, Serialize};
 
 use super::{from_iam_tags, iam_tags, tag_changes};
 use crate::config::Aws;
-use crate::error::{AwsError, fail, found};
+use crate::error::{AwsError, already_exists, fail, found};
 use crate::validate::{self, Problems, Tags};
 
 /// `aws:iam:OpenIdConnectProvider`. Its id is its ARN.
@@ -55,6 +53,13 @@ fn bare(url: &str) -> &str {
     url.trim_start_matches("https://").trim_end_matches('/')
 }
 
+/// The ARN of the account's provider for the issuer `url` (one per issuer), if there is one.
+async fn arn_for_url(iam: &aws_sdk_iam::Client, ctx: &CallContext<'_>, url: &str) -> Result<Option<String>, ProviderError> {
+    let listed = iam.list_open_id_connect_providers().send().await.map_err(fail(ctx, "ListOpenIDConnectProviders"))?;
+    let suffix = format!(":oidc-provider/{}", bare(url));
+    Ok(listed.open_id_connect_provider_list().iter().filter_map(|p| p.arn()).find(|arn| arn.ends_with(&suffix)).map(str::to_string))
+}
+
 #[async_trait]
 impl ResourceProvider for OidcProviderProvider {
     type Resource = OidcProvider;
@@ -94,7 +99,7 @@ impl ResourceProvider for OidcProviderProvider {
     async fn create(&self, ctx: CallContext<'_>, inputs: &OidcProvider) -> Result<TypedCreated<OidcProviderOutputs>, ProviderError> {
         let iam = &self.aws.clients().await?.iam;
         let url = inputs.url.value().map_err(|e| ProviderError::other(e.to_string()))?;
-        let created = iam
+        let created = match iam
             .create_open_id_connect_provider()
             .url(url)
             .set_client_id_list(Some(inputs.client_id_list.clone()))
@@ -102,16 +107,19 @@ impl ResourceProvider for OidcProviderProvider {
             .set_tags(iam_tags(&inputs.tags)?)
             .send()
             .await
-            .map_err(|e| {
+        {
+            Ok(created) => created,
+            Err(e) => {
                 let e = AwsError::from(e);
-                if e.is_code("EntityAlreadyExists") {
-                    return ProviderError::new(
-                        ErrorKind::AlreadyExists { id: format!("arn:aws:iam::<account>:oidc-provider/{}", bare(url)) },
-                        format!("{}: an OpenID Connect provider for {url} already exists", ctx.urn),
-                    );
+                if !e.is_code("EntityAlreadyExists") {
+                    return Err(e.at(&ctx, "CreateOpenIDConnectProvider"));
                 }
-                e.at(&ctx, "CreateOpenIDConnectProvider")
-            })?;
+                // What to import is the ARN, which holds the account id: found by listing.
+                let message = format!("{}: an OpenID Connect provider for {url} already exists", ctx.urn);
+                let lookup = arn_for_url(iam, &ctx, url).await;
+                return Err(already_exists(&ctx, "CreateOpenIDConnectProvider", &e, message, lookup));
+            }
+        };
         let arn = created.open_id_connect_provider_arn().unwrap_or_default().to_string();
         Ok(TypedCreated { id: arn.clone(), outputs: OidcProviderOutputs { arn } })
     }
@@ -203,12 +211,9 @@ impl ResourceProvider for OidcProviderProvider {
     async fn lookup(&self, ctx: CallContext<'_>, inputs: &OidcProvider) -> Result<Option<TypedObserved<OidcProvider>>, ProviderError> {
         let Some(url) = inputs.url.known() else { return Ok(None) };
         let iam = &self.aws.clients().await?.iam;
-        let listed = iam.list_open_id_connect_providers().send().await.map_err(fail(&ctx, "ListOpenIDConnectProviders"))?;
-        for arn in listed.open_id_connect_provider_list().iter().filter_map(|p| p.arn()) {
-            if arn.ends_with(&format!("oidc-provider/{}", bare(url))) {
-                return self.read(ctx, arn, Some(inputs), None).await;
-            }
+        match arn_for_url(iam, &ctx, url).await? {
+            Some(arn) => self.read(ctx, &arn, Some(inputs), None).await,
+            None => Ok(None),
         }
-        Ok(None)
     }
 }

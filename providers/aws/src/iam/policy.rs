@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use berth_engine::{CallContext, CheckFailure, DiffResponse, ErrorKind, FieldDiff, Input, Path, ProviderError, Resource, ResourceProvider};
+use berth_engine::{CallContext, CheckFailure, DiffResponse, FieldDiff, Input, Path, ProviderError, Resource, ResourceProvider};
 use berth_engine::{TypedCreated, TypedObserved, Value, async_trait};
 use serde::{Deserialize, Serialize};
 
 use super::{from_iam_tags, iam_tags, tag_changes, validate_name, validate_path};
 use crate::config::Aws;
-use crate::error::{AwsError, fail, found};
+use crate::error::{AwsError, already_exists, fail, found};
 use crate::validate::{self, Problems, Tags};
 
 /// IAM keeps at most this many versions of a managed policy.
@@ -75,6 +75,38 @@ impl PolicyProvider {
             iam.delete_policy_version().policy_arn(arn).version_id(oldest).send().await.map_err(fail(ctx, "DeletePolicyVersion"))?;
         }
         Ok(())
+    }
+
+    /// The ARN of the account's own policy `name` at `path`. With `anywhere`, a policy of that
+    /// name at another path, or differing only in case, is an answer too: IAM allows one policy
+    /// of a name per account, whatever its path, and compares names without regard to case.
+    async fn arn_by_name(&self, ctx: &CallContext<'_>, name: &str, path: &str, anywhere: bool) -> Result<Option<String>, ProviderError> {
+        let iam = &self.aws.clients().await?.iam;
+        let mut marker = None;
+        let mut other = None;
+        loop {
+            let page = iam
+                .list_policies()
+                .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+                .path_prefix(if anywhere { "/" } else { path })
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(fail(ctx, "ListPolicies"))?;
+            for p in page.policies() {
+                let Some(arn) = p.arn() else { continue };
+                if p.policy_name() == Some(name) && p.path() == Some(path) {
+                    return Ok(Some(arn.to_string()));
+                }
+                if anywhere && other.is_none() && p.policy_name().is_some_and(|n| n.eq_ignore_ascii_case(name)) {
+                    other = Some(arn.to_string());
+                }
+            }
+            if !page.is_truncated() {
+                return Ok(other);
+            }
+            marker = page.marker().map(str::to_string);
+        }
     }
 
     async fn read_arn(
@@ -155,7 +187,7 @@ impl ResourceProvider for PolicyProvider {
         let iam = &self.aws.clients().await?.iam;
         let name = inputs.name.clone().ok_or_else(|| ProviderError::other("internal error: policy name not set by check"))?;
         let document = inputs.policy.value().map_err(|e| ProviderError::other(e.to_string()))?;
-        let created = iam
+        let created = match iam
             .create_policy()
             .policy_name(&name)
             .path(&inputs.path)
@@ -164,16 +196,20 @@ impl ResourceProvider for PolicyProvider {
             .set_tags(iam_tags(&inputs.tags)?)
             .send()
             .await
-            .map_err(|e| {
+        {
+            Ok(created) => created,
+            Err(e) => {
                 let e = AwsError::from(e);
-                if e.is_code("EntityAlreadyExists") {
-                    return ProviderError::new(
-                        ErrorKind::AlreadyExists { id: format!("arn:aws:iam::<account>:policy{}{name}", inputs.path) },
-                        format!("{}: policy `{name}` already exists at path {}", ctx.urn, inputs.path),
-                    );
+                if !e.is_code("EntityAlreadyExists") {
+                    return Err(e.at(&ctx, "CreatePolicy"));
                 }
-                e.at(&ctx, "CreatePolicy")
-            })?;
+                // What to import is the ARN, which holds the account id (and the path of the one
+                // policy of this name): found by listing.
+                let message = format!("{}: policy `{name}` already exists at path {}", ctx.urn, inputs.path);
+                let lookup = self.arn_by_name(&ctx, &name, &inputs.path, true).await;
+                return Err(already_exists(&ctx, "CreatePolicy", &e, message, lookup));
+            }
+        };
         let policy = created.policy().ok_or_else(|| ProviderError::other(format!("{}: CreatePolicy returned no policy", ctx.urn)))?;
         let arn = policy.arn().unwrap_or_default().to_string();
         let outputs = PolicyOutputs {
@@ -261,29 +297,9 @@ impl ResourceProvider for PolicyProvider {
     /// Finds the policy by name and path (its ARN needs the account id, which berth does not ask for).
     async fn lookup(&self, ctx: CallContext<'_>, inputs: &Policy) -> Result<Option<TypedObserved<Policy>>, ProviderError> {
         let Some(name) = &inputs.name else { return Ok(None) };
-        let iam = &self.aws.clients().await?.iam;
-        let mut marker = None;
-        loop {
-            let page = iam
-                .list_policies()
-                .scope(aws_sdk_iam::types::PolicyScopeType::Local)
-                .path_prefix(&inputs.path)
-                .set_marker(marker.clone())
-                .send()
-                .await
-                .map_err(fail(&ctx, "ListPolicies"))?;
-            if let Some(arn) = page
-                .policies()
-                .iter()
-                .find(|p| p.policy_name() == Some(name) && p.path() == Some(inputs.path.as_str()))
-                .and_then(|p| p.arn())
-            {
-                return self.read_arn(&ctx, arn, Some(inputs)).await;
-            }
-            if !page.is_truncated() {
-                return Ok(None);
-            }
-            marker = page.marker().map(str::to_string);
+        match self.arn_by_name(&ctx, name, &inputs.path, false).await? {
+            Some(arn) => self.read_arn(&ctx, &arn, Some(inputs)).await,
+            None => Ok(None),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! Bad input, per type: a clear error naming the field and AWS's rule, and not one call to AWS
-//! (moto would accept most of these silently; AWS would fail in the middle of an apply).
+//! Bad input, per type: `up` fails with a clear error naming the resource, the field and AWS's
+//! rule, and not one call reaches AWS (moto would accept most of these silently; AWS would fail
+//! in the middle of an apply). `up`, not preview: a preview of new resources calls nothing even
+//! for good input, while an `up` of good input does (see the last test).
 
 use berth_engine::{Input, Options, ProgramResult, Resource, Secret, Stack};
 use berth_provider_aws::ec2::{Rule, SecurityGroup};
@@ -10,11 +12,25 @@ use berth_provider_aws::s3::Bucket;
 
 use crate::support::*;
 
-/// Previews a program of one bad resource; returns the error, after checking nothing was called.
+/// `up` of a program of one bad resource; returns the error, after checking that no call reached
+/// the proxy (so none reached moto), that nothing was recorded, and that the error names the
+/// resource.
 async fn rejected<R: Resource + Clone>(resource: R) -> String {
     let h = Harness::new("");
-    let err = h.try_preview(&one("bad", resource, Options::new())).await.expect_err("bad input must fail the preview");
+    let program = one("bad", resource, Options::new());
+    let err = match h.try_up(&program, false).await {
+        Err(e) => e,
+        Ok((plan, report)) => {
+            let failed = report.as_ref().map(failures).unwrap_or_default();
+            if !h.state().await.resources.is_empty() {
+                h.destroy().await;
+            }
+            panic!("bad input must fail `up` before anything is applied; it planned {} and failed with: {failed}", explain(&plan));
+        }
+    };
     assert!(h.proxy.calls().is_empty(), "no AWS call may be made for bad input: {:?}", h.proxy.calls());
+    assert!(h.state().await.resources.is_empty(), "nothing recorded");
+    assert!(err.contains(&format!("bad ({})", R::TYPE)), "the error names the resource: {err}");
     err
 }
 
@@ -157,7 +173,23 @@ async fn every_problem_of_a_stack_is_reported_at_once() {
         s.register("b", Instance { password: Input::Value(Secret::new("p".into())), ..crate::rds::mariadb("db") }, Options::new())?;
         Ok(())
     };
-    let err = h.try_preview(&program).await.unwrap_err();
+    let err = h.try_up(&program, false).await.map(|(plan, _)| explain(&plan)).unwrap_err();
     contains_all(&err, &["a (aws:s3:Bucket)", "b (aws:rds:Instance)", "bucket", "password"]);
-    assert!(h.proxy.calls().is_empty());
+    assert!(h.proxy.calls().is_empty(), "{:?}", h.proxy.calls());
+}
+
+/// The other side of [`rejected`]: the same `up` of good input does reach moto through the proxy,
+/// so the proxy's empty call list above means something.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_up_of_good_input_is_seen_by_the_proxy() {
+    let aws = direct().await;
+    let h = Harness::new("");
+    let name = unique("berth-good");
+    h.up(&one("good", Bucket { bucket: Some(name.clone()), ..Bucket::default() }, Options::new())).await;
+    // CreateBucket: a PUT of the bucket's root (`/<name>/` in the path style used with moto).
+    let create = format!("s3 PUT /{name}");
+    assert!(h.proxy.mutating_calls().iter().any(|c| c.trim_end_matches('/') == create), "CreateBucket seen: {:?}", h.proxy.calls());
+    assert!(aws.s3.head_bucket().bucket(&name).send().await.is_ok(), "it reached moto");
+    h.destroy().await;
+    assert!(aws.s3.head_bucket().bucket(&name).send().await.is_err());
 }

@@ -109,6 +109,18 @@ async fn security_group_lifecycle() {
     let plan = fresh.preview(&import, false).await;
     assert_eq!(ops(&plan)["db"], Op::Import);
     assert!(changed(&plan, "db").is_empty(), "{:?}", changed(&plan, "db"));
+    // `up` records it without changing anything in AWS; then the state holds it (with its rule
+    // ids): a preview (and a refreshing one) has nothing to do.
+    fresh.proxy.clear_calls();
+    fresh.up(&import).await;
+    assert!(fresh.proxy.mutating_calls().is_empty(), "{:?}", fresh.proxy.mutating_calls());
+    let (imported_id, imported_out) = recorded(&fresh.state().await, "db");
+    assert_eq!(imported_id, db_id);
+    assert_eq!(imported_out["ingress_rule_ids"].as_array().map(Vec::len), Some(3), "{imported_out}");
+    for refresh in [false, true] {
+        let plan = fresh.preview(&import, refresh).await;
+        assert!(plan.steps.iter().all(|s| s.op == Op::Same) && plan.drift.is_empty(), "refresh {refresh}: {}", explain(&plan));
+    }
 
     // Replace: a new name is a new group (created first, then the old one deleted).
     let renamed = unique("edxapp-db");

@@ -169,6 +169,18 @@ async fn cache_with_its_groups() {
         changed(&plan, "params")
     );
     assert_eq!(changed(&plan, "cache"), Vec::<String>::new(), "{}", explain(&plan));
+    // `up` records the three without changing anything in AWS; then the state holds them: a
+    // preview (and a refreshing one) has nothing to do.
+    fresh.proxy.clear_calls();
+    fresh.up(&imports).await;
+    assert!(fresh.proxy.mutating_calls().is_empty(), "{:?}", fresh.proxy.mutating_calls());
+    let state = fresh.state().await;
+    let ids: Vec<String> = ["subnets", "params", "cache"].iter().map(|n| recorded(&state, n).0).collect();
+    assert_eq!(ids, vec![sn_name.clone(), pg_name.clone(), rg_id.clone()]);
+    for refresh in [false, true] {
+        let plan = fresh.preview(&imports, refresh).await;
+        assert!(plan.steps.iter().all(|s| s.op == Op::Same) && plan.drift.is_empty(), "refresh {refresh}: {}", explain(&plan));
+    }
 
     // Replace: two more nodes cannot be added in place here; the group keeps its id, so the old
     // one is deleted first.

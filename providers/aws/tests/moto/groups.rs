@@ -80,12 +80,24 @@ async fn groups_and_oidc_update_drift_and_replace() {
     let db = aws.rds.describe_db_subnet_groups().db_subnet_group_name(format!("{base}-dbsn")).send().await.unwrap();
     assert_eq!(db.db_subnet_groups()[0].db_subnet_group_description(), Some("two"));
 
-    // Drift made by hand: a subnet group's description, a cache parameter, the OIDC thumbprints.
+    // Drift made by hand: the subnet groups' descriptions (and one subnet of the cache subnet
+    // group's two dropped: the later of them, sorted, as berth lists them), a cache parameter,
+    // the OIDC thumbprints.
     aws.rds
         .modify_db_subnet_group()
         .db_subnet_group_name(format!("{base}-dbsn"))
         .db_subnet_group_description("by hand")
         .set_subnet_ids(Some(net.subnets.clone()))
+        .send()
+        .await
+        .unwrap();
+    let mut sorted_subnets = net.subnets.clone();
+    sorted_subnets.sort();
+    aws.elasticache
+        .modify_cache_subnet_group()
+        .cache_subnet_group_name(format!("{base}-csn"))
+        .cache_subnet_group_description("by hand")
+        .subnet_ids(&sorted_subnets[0])
         .send()
         .await
         .unwrap();
@@ -109,8 +121,18 @@ async fn groups_and_oidc_update_drift_and_replace() {
     assert_eq!(drifted(&plan, "db-subnets"), Some(vec!["description".to_string()]));
     assert_eq!(drifted(&plan, "cache-params"), Some(vec!["parameters.timeout".to_string()]));
     assert_eq!(drifted(&plan, "oidc"), Some(vec!["thumbprint_list[0]".to_string()]));
-    assert_eq!(drifted(&plan, "cache-subnets"), None);
+    assert_eq!(drifted(&plan, "cache-subnets"), Some(vec!["description".to_string(), "subnet_ids[1]".to_string()]), "{}", explain(&plan));
+    assert_eq!(changed(&plan, "cache-subnets"), vec!["description", "subnet_ids[1]"]);
     h.up_refresh(&program(Spec { description: "two", ..v1() })).await;
+    let cache = aws.elasticache.describe_cache_subnet_groups().cache_subnet_group_name(format!("{base}-csn")).send().await.unwrap();
+    let cache = &cache.cache_subnet_groups()[0];
+    let mut live: Vec<&str> = cache.subnets().iter().filter_map(|s| s.subnet_identifier()).collect();
+    live.sort();
+    assert_eq!(
+        (cache.cache_subnet_group_description(), live),
+        (Some("two"), sorted_subnets.iter().map(String::as_str).collect()),
+        "drift put right"
+    );
     let params =
         aws.elasticache.describe_cache_parameters().cache_parameter_group_name(format!("{base}-cpg")).source("user").send().await.unwrap();
     assert_eq!(params.parameters()[0].parameter_value(), Some("300"), "drift put right");

@@ -78,14 +78,25 @@ async fn role_lifecycle() {
 
     // Import by name.
     let fresh = Harness::new("");
-    let plan = fresh
-        .preview(
-            &one("trust", Role { tags: [("env".to_string(), "hand".to_string())].into(), ..v2.clone() }, Options::new().import(&name)),
-            false,
-        )
-        .await;
+    let import = one("trust", Role { tags: [("env".to_string(), "hand".to_string())].into(), ..v2.clone() }, Options::new().import(&name));
+    let plan = fresh.preview(&import, false).await;
     assert_eq!(ops(&plan)["trust"], Op::Import);
     assert!(changed(&plan, "trust").is_empty(), "{:?}", changed(&plan, "trust"));
+    // `up` records it without changing anything in AWS; then the state holds it: a preview (and
+    // a refreshing one) has nothing to do.
+    fresh.proxy.clear_calls();
+    fresh.up(&import).await;
+    assert!(fresh.proxy.mutating_calls().is_empty(), "{:?}", fresh.proxy.mutating_calls());
+    let (imported_id, imported_out) = recorded(&fresh.state().await, "trust");
+    assert_eq!(imported_id, name);
+    assert!(
+        imported_out["arn"].as_str().is_some_and(|a| a.ends_with(&format!(":role/ol-infrastructure/eks/test/{name}"))),
+        "{imported_out}"
+    );
+    for refresh in [false, true] {
+        let plan = fresh.preview(&import, refresh).await;
+        assert!(plan.steps.iter().all(|s| s.op == Op::Same) && plan.drift.is_empty(), "refresh {refresh}: {}", explain(&plan));
+    }
 
     // Replace: a new path needs a new role; same name, so the old one goes first.
     let v3 = Role { path: "/ol-infrastructure/eks/other/".into(), ..v2.clone() };

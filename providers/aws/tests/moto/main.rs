@@ -6,6 +6,7 @@
 mod proxy;
 mod support;
 
+mod already_exists;
 mod bad_input;
 mod ec2;
 mod elasticache;

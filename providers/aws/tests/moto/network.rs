@@ -111,8 +111,11 @@ async fn bad_network_input_makes_no_call() {
         )?;
         Ok(())
     };
-    let err = h.try_preview(&program).await.unwrap_err();
+    // `up`, not preview: a preview of new resources calls nothing even for good input.
+    let err = h.try_up(&program, false).await.map(|(plan, _)| explain(&plan)).unwrap_err();
     assert!(err.contains("between /16 and /28") && err.contains("cidr_block"), "{err}");
     assert!(err.contains("10.0.1.0/33"), "{err}");
+    assert!(err.contains("vpc (aws:ec2:Vpc)") && err.contains("a (aws:ec2:Subnet)"), "both resources named: {err}");
     assert!(h.proxy.calls().is_empty(), "{:?}", h.proxy.calls());
+    assert!(h.state().await.resources.is_empty());
 }

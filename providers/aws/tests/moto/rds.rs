@@ -1,5 +1,6 @@
 //! RDS: subnet groups, parameter groups and MariaDB instances.
 
+use aws_sdk_rds::types::{ApplyMethod, Parameter};
 use berth_engine::{Input, Op, Options, ProgramResult, Secret, Stack};
 use berth_provider_aws::rds::{ApplyWhen, DbParameter, Instance, ParameterGroup, SubnetGroup};
 
@@ -116,7 +117,8 @@ async fn database_with_its_groups() {
     assert!(err.contains("cannot shrink from 30 to 25"), "{err}");
     assert!(h.proxy.mutating_calls().is_empty());
 
-    // Drift: the instance class changed with another client.
+    // Drift: the instance class and one parameter of its group (`time_zone`, the second of the
+    // two, sorted by name) changed with another client. A refreshing preview shows exactly those.
     aws.rds
         .modify_db_instance()
         .db_instance_identifier(&db_id)
@@ -125,12 +127,21 @@ async fn database_with_its_groups() {
         .send()
         .await
         .unwrap();
+    let by_hand =
+        Parameter::builder().parameter_name("time_zone").parameter_value("Europe/Paris").apply_method(ApplyMethod::Immediate).build();
+    aws.rds.modify_db_parameter_group().db_parameter_group_name(&pg_name).parameters(by_hand).send().await.unwrap();
     let plan = h.preview(&program(v2.clone(), "America/New_York", "mariadb11.4"), true).await;
     assert_eq!(drifted(&plan, "db"), Some(vec!["instance_class".to_string()]));
     assert_eq!(ops(&plan)["db"], Op::Update);
+    assert_eq!(drifted(&plan, "params"), Some(vec!["parameters[1].value".to_string()]), "{}", explain(&plan));
+    assert_eq!((ops(&plan)["params"], changed(&plan, "params")), (Op::Update, vec!["parameters[1].value".to_string()]));
+    assert_eq!(drifted(&plan, "subnets"), None, "{}", explain(&plan));
     h.up_refresh(&program(v2.clone(), "America/New_York", "mariadb11.4")).await;
     let live = aws.rds.describe_db_instances().db_instance_identifier(&db_id).send().await.unwrap();
     assert_eq!(live.db_instances()[0].db_instance_class(), Some("db.t3.small"));
+    let params = aws.rds.describe_db_parameters().db_parameter_group_name(&pg_name).source("user").send().await.unwrap();
+    let time_zone = params.parameters().iter().find(|p| p.parameter_name() == Some("time_zone")).and_then(|p| p.parameter_value());
+    assert_eq!(time_zone, Some("America/New_York"), "drift put right");
 
     // Import all three by id into a fresh stack: only the password (which RDS never reveals) differs.
     // The program names the security group AWS gave the instance (the VPC's default).
@@ -184,6 +195,18 @@ async fn database_with_its_groups() {
     assert_eq!(changed(&plan, "db"), Vec::<String>::new(), "{}", explain(&plan));
     let db = plan.steps.iter().find(|s| s.name() == "db").unwrap();
     assert!(db.state_only_changes.iter().any(|c| c.starts_with("password (write-only")), "{:?}", db.state_only_changes);
+    // `up` records the three without changing anything in AWS; then the state holds them: a
+    // preview (and a refreshing one) has nothing to do.
+    fresh.proxy.clear_calls();
+    fresh.up(&imports).await;
+    assert!(fresh.proxy.mutating_calls().is_empty(), "{:?}", fresh.proxy.mutating_calls());
+    let state = fresh.state().await;
+    let ids: Vec<String> = ["subnets", "params", "db"].iter().map(|n| recorded(&state, n).0).collect();
+    assert_eq!(ids, vec![sn_name.clone(), pg_name.clone(), db_id.clone()]);
+    for refresh in [false, true] {
+        let plan = fresh.preview(&imports, refresh).await;
+        assert!(plan.steps.iter().all(|s| s.op == Op::Same) && plan.drift.is_empty(), "refresh {refresh}: {}", explain(&plan));
+    }
 
     // Replace: a new parameter group family (auto-named groups would be created first; this one
     // has a fixed name, so the old goes first), and the instance keeps its identifier.

@@ -109,9 +109,21 @@ async fn bucket_lifecycle() {
         ownership: None,
         ..v2.clone()
     };
-    let plan = fresh.preview(&one("storage", described, Options::new().import(&name)), false).await;
+    let import = one("storage", described, Options::new().import(&name));
+    let plan = fresh.preview(&import, false).await;
     assert_eq!(ops(&plan)["storage"], Op::Import);
     assert!(changed(&plan, "storage").is_empty(), "{:?}", changed(&plan, "storage"));
+    // `up` records it without changing anything in AWS; then the state holds it: a preview (and
+    // a refreshing one) has nothing to do.
+    fresh.proxy.clear_calls();
+    fresh.up(&import).await;
+    assert!(fresh.proxy.mutating_calls().is_empty(), "{:?}", fresh.proxy.mutating_calls());
+    let (imported_id, imported_out) = recorded(&fresh.state().await, "storage");
+    assert_eq!((imported_id.as_str(), imported_out["arn"].as_str()), (name.as_str(), Some(format!("arn:aws:s3:::{name}").as_str())));
+    for refresh in [false, true] {
+        let plan = fresh.preview(&import, refresh).await;
+        assert!(plan.steps.iter().all(|s| s.op == Op::Same) && plan.drift.is_empty(), "refresh {refresh}: {}", explain(&plan));
+    }
 
     // Replace: a new name creates the new bucket, then deletes the old one (with its objects).
     aws.s3.put_object().bucket(&name).key("media/a.txt").body(ByteStream::from_static(b"a")).send().await.unwrap();
