@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -732,4 +733,60 @@ async fn refresh_judges_drift_with_the_providers_own_diff() {
     h.cloud.objects.lock().unwrap().get_mut(&id).unwrap().value = "w".into();
     let plan = h.preview_with(&program, RunOptions { refresh: true, parallel: 2, ..RunOptions::default() }).await.unwrap();
     assert_eq!(plan.drift.len(), 1);
+}
+
+/// Deletes run in reverse dependency order: a resource goes before everything it depends on,
+/// whether the whole stack is destroyed or only part of it leaves the program.
+#[tokio::test]
+async fn deletes_run_in_reverse_dependency_order() {
+    let h = Harness::new();
+    // a <- b <- c, a <- d, and d also waits for c (depends_on); e stands alone.
+    let program = |s: &mut Stack| -> ProgramResult {
+        let a = thing(s, "a", "a");
+        let b = s.register("b", Thing { value: a.output::<String>("upper").into(), ..Thing::default() }, Options::new())?;
+        let c = s.register("c", Thing { value: b.output::<String>("upper").into(), ..Thing::default() }, Options::new())?;
+        s.register("d", Thing { value: a.output::<String>("upper").into(), ..Thing::default() }, Options::new().depends_on(&c))?;
+        thing(s, "e", "e");
+        Ok(())
+    };
+    let edges = [("b", "a"), ("c", "b"), ("d", "a"), ("d", "c")];
+    let deleted_in_order = |h: &Harness, physical: &HashMap<String, String>| -> Vec<String> {
+        h.cloud
+            .calls()
+            .into_iter()
+            .filter(|c| c.op == "delete")
+            .map(|c| physical.iter().find(|(_, p)| **p == c.name).map(|(logical, _)| logical.clone()).unwrap_or(c.name))
+            .collect()
+    };
+    let physical_names = |state: &berth_engine::State| -> HashMap<String, String> {
+        ["a", "b", "c", "d", "e"]
+            .iter()
+            .filter_map(|n| state.get(&urn(&h, n)).map(|r| (n.to_string(), r.outputs.as_object().unwrap()["name"].as_str().unwrap().to_string())))
+            .collect()
+    };
+
+    // Part of the stack leaves the program: c and d go, d first.
+    assert!(h.up(&program).await.unwrap().succeeded());
+    let physical = physical_names(&h.state().await);
+    h.cloud.clear_calls();
+    let smaller = |s: &mut Stack| -> ProgramResult {
+        let a = thing(s, "a", "a");
+        s.register("b", Thing { value: a.output::<String>("upper").into(), ..Thing::default() }, Options::new())?;
+        thing(s, "e", "e");
+        Ok(())
+    };
+    assert!(h.up(&smaller).await.unwrap().succeeded());
+    assert_eq!(deleted_in_order(&h, &physical), ["d", "c"]);
+
+    // The whole stack: every dependent before what it depends on.
+    assert!(h.up(&program).await.unwrap().succeeded());
+    let physical = physical_names(&h.state().await);
+    h.cloud.clear_calls();
+    assert!(h.destroy().await.unwrap().succeeded());
+    let order = deleted_in_order(&h, &physical);
+    assert_eq!(order.len(), 5, "{order:?}");
+    let at = |n: &str| order.iter().position(|o| o == n).unwrap();
+    for (dependent, dependency) in edges {
+        assert!(at(dependent) < at(dependency), "{dependent} is deleted before {dependency}: {order:?}");
+    }
 }
