@@ -408,3 +408,37 @@ fn the_backend_can_be_overridden() {
     unknown.assert_code(1);
     assert!(unknown.stderr().contains("backend `s3x://nowhere` is not supported"), "{}", unknown.stderr());
 }
+
+#[test]
+fn diff_verbosity_and_no_color_flags() {
+    let p = Project::new();
+    p.run(&["stack", "up", "site", "--yes"]).assert_code(0);
+    // Without --diff, the fields that change; with it, their old and new values.
+    let brief = p.run(&["stack", "preview", "site", "--config", "replicas=3"]);
+    brief.assert_code(0);
+    assert!(brief.stdout().contains("[diff: ~content]") && !brief.stdout().contains("UWSGI_WORKERS: 3"), "{}", brief.stdout());
+    let detailed = p.run(&["stack", "preview", "site", "--config", "replicas=3", "--diff"]);
+    assert!(detailed.stdout().contains("UWSGI_WORKERS: 1") && detailed.stdout().contains("UWSGI_WORKERS: 3"), "{}", detailed.stdout());
+    // Logs go to stderr: none by default, the engine's steps with -v, provider calls with -vv.
+    assert!(!brief.stderr().contains("INFO"), "{}", brief.stderr());
+    let verbose = p.run(&["stack", "up", "site", "--yes", "--config", "replicas=2", "-v"]);
+    verbose.assert_code(0);
+    assert!(verbose.stderr().contains("planned 0 to create, 1 to update"), "{}", verbose.stderr());
+    assert!(verbose.stderr().contains("state saved at serial") && !verbose.stderr().contains("DEBUG"), "{}", verbose.stderr());
+    let debug = p.run(&["stack", "preview", "site", "-vv"]);
+    assert!(debug.stderr().contains("DEBUG") && debug.stderr().contains("diff urn:berth:site::"), "{}", debug.stderr());
+    // NO_COLOR on a terminal: the live display, without colour.
+    let command = format!("{BIN} stack up site --yes --config replicas=4");
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(p.path())
+        .env("BERTH_PASSPHRASE", PASSPHRASE)
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("updated"), "{text}");
+    assert!(!text.contains("\x1b[3") && !text.contains("\x1b[1m"), "no colour or bold under NO_COLOR: {text:?}");
+}

@@ -215,6 +215,14 @@ impl Engine {
             state.apply_entry(entry);
         }
         // A replayed journal must be folded into a snapshot even if nothing else changes.
+        tracing::info!(
+            "stack `{}`: state serial {}, {} resources{}{}",
+            self.stack,
+            state.serial,
+            state.resources.len(),
+            if loaded.replayed > 0 { format!(", {} journal entries replayed", loaded.replayed) } else { String::new() },
+            if notes.is_empty() { String::new() } else { format!(", {} interrupted operations reconciled", notes.len()) },
+        );
         let mut to_write = entries;
         if loaded.replayed > 0 && to_write.is_empty() {
             to_write.push(JournalEntry::Outputs { outputs: state.outputs.clone() });
@@ -261,6 +269,7 @@ impl Engine {
         let mut planned = plan(Some(&program_run.graph), &state, &self.providers, &PlanOptions { targets, destroy: false }).await?;
         planned.drift = drift;
         planned.reconciled = reconciled;
+        tracing::info!("stack `{}`: planned {}", self.stack, planned.summary());
         planned.warnings.extend(program_run.notes);
         Ok((planned, dependencies, program_run.warnings))
     }
@@ -282,6 +291,7 @@ impl Engine {
             _ => None,
         };
         let lock = self.backend.lock(&self.stack, LockInfo::for_this_process(operation.command())).await?;
+        tracing::info!("stack `{}`: locked for `{}`", self.stack, operation.command());
         let (mut state, _existed, mut state_entries, reconciled) = self.load_settled().await?;
         let graph = program_run.as_ref().map(|r| &r.graph);
         let targets = resolve_targets(&run.targets, graph, &state)?;
@@ -298,6 +308,7 @@ impl Engine {
         };
         planned.drift = drift;
         planned.reconciled = reconciled;
+        tracing::info!("stack `{}`: planned {}", self.stack, planned.summary());
         if let Some(run) = &program_run {
             planned.warnings.extend(run.notes.iter().cloned());
         }
@@ -343,6 +354,7 @@ impl Engine {
             berth_version: env!("CARGO_PKG_VERSION").to_string(),
         });
         save(self.backend.as_ref(), &mut state, &codec).await?;
+        tracing::info!("stack `{}`: `{}` {result}; state saved at serial {}", self.stack, operation.command(), state.serial);
         Ok(Executed { report, state })
     }
 

@@ -150,6 +150,13 @@ pub struct Summary {
     pub same: usize,
 }
 
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Summary { create, update, replace, delete, import, same } = self;
+        write!(f, "{create} to create, {update} to update, {replace} to replace, {delete} to delete, {import} to import, {same} unchanged")
+    }
+}
+
 impl Plan {
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();

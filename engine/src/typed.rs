@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::diff::default_diff;
 use crate::provider::{CallContext, CheckFailure, Checked, Created, DiffResponse, Observed, Provider, ProviderError};
 use crate::resource::Resource;
+use crate::urn::Urn;
 use crate::value::{Path, Value};
 
 /// A create's typed result.
@@ -347,6 +348,20 @@ impl Package {
     }
 }
 
+/// Every provider call, at debug level (`-vv`): what was called for which resource, how long it
+/// took and how it ended. Error texts go through the CLI's secret scrubber like any log line.
+async fn traced<T>(call: &str, urn: &Urn, future: impl std::future::Future<Output = Result<T, ProviderError>>) -> Result<T, ProviderError> {
+    let started = std::time::Instant::now();
+    tracing::debug!("{call} {urn}");
+    let result = future.await;
+    let elapsed = started.elapsed().as_millis();
+    match &result {
+        Ok(_) => tracing::debug!("{call} {urn}: done in {elapsed} ms"),
+        Err(e) => tracing::debug!("{call} {urn}: failed after {elapsed} ms: {}", e.message),
+    }
+    result
+}
+
 #[async_trait]
 impl Provider for Package {
     fn package(&self) -> &str {
@@ -373,11 +388,13 @@ impl Provider for Package {
         old_outputs: &Value,
         new_inputs: &Value,
     ) -> Result<DiffResponse, ProviderError> {
-        self.get(ctx.ty)?.diff(ctx, id, old_inputs, old_outputs, new_inputs).await
+        let urn = ctx.urn;
+        traced("diff", urn, self.get(ctx.ty)?.diff(ctx, id, old_inputs, old_outputs, new_inputs)).await
     }
 
     async fn create(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Created, ProviderError> {
-        self.get(ctx.ty)?.create(ctx, inputs).await
+        let urn = ctx.urn;
+        traced("create", urn, self.get(ctx.ty)?.create(ctx, inputs)).await
     }
 
     async fn read(
@@ -387,7 +404,8 @@ impl Provider for Package {
         old_inputs: Option<&Value>,
         old_outputs: Option<&Value>,
     ) -> Result<Option<Observed>, ProviderError> {
-        self.get(ctx.ty)?.read(ctx, id, old_inputs, old_outputs).await
+        let urn = ctx.urn;
+        traced("read", urn, self.get(ctx.ty)?.read(ctx, id, old_inputs, old_outputs)).await
     }
 
     async fn update(
@@ -398,15 +416,18 @@ impl Provider for Package {
         old_outputs: &Value,
         new_inputs: &Value,
     ) -> Result<Value, ProviderError> {
-        self.get(ctx.ty)?.update(ctx, id, old_inputs, old_outputs, new_inputs).await
+        let urn = ctx.urn;
+        traced("update", urn, self.get(ctx.ty)?.update(ctx, id, old_inputs, old_outputs, new_inputs)).await
     }
 
     async fn delete(&self, ctx: CallContext<'_>, id: &str, inputs: &Value, outputs: &Value) -> Result<(), ProviderError> {
-        self.get(ctx.ty)?.delete(ctx, id, inputs, outputs).await
+        let urn = ctx.urn;
+        traced("delete", urn, self.get(ctx.ty)?.delete(ctx, id, inputs, outputs)).await
     }
 
     async fn lookup(&self, ctx: CallContext<'_>, inputs: &Value) -> Result<Option<Observed>, ProviderError> {
-        self.get(ctx.ty)?.lookup(ctx, inputs).await
+        let urn = ctx.urn;
+        traced("lookup", urn, self.get(ctx.ty)?.lookup(ctx, inputs)).await
     }
 
     async fn find_tagged(
