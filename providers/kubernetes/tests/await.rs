@@ -1,6 +1,7 @@
 //! Await against the real Job and Deployment controllers, with a test kubelet patching pods:
 //! Jobs gate their dependents, a failed Job stops the run with its pod's reason, rollouts are
-//! awaited, custom timeouts bound the wait, a changed pod template replaces a Job.
+//! awaited, custom timeouts bound the wait, a changed pod template replaces a Job, deletes wait
+//! for what the controllers made (foreground propagation).
 
 mod common;
 
@@ -10,7 +11,7 @@ use berth_engine::apply::StepStatus;
 use berth_engine::{CustomTimeouts, Op, Options, ProgramResult, Stack};
 use berth_provider_kubernetes::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use berth_provider_kubernetes::*;
-use common::{Harness, failures, ops, statuses, typed};
+use common::{HOLD, Harness, failures, ops, rendered, statuses, typed};
 use serde_json::{Value as Json, json};
 
 fn named(name: &str) -> berth_engine::Input<ObjectMeta> {
@@ -222,5 +223,100 @@ async fn a_finished_job_removed_by_its_ttl_is_not_run_again() {
     assert_eq!(ops(&plan)["waffle"], Op::Same);
     assert_eq!(report.mutating_calls, 0, "the Job does not run again");
     assert!(h.get("kubernetes:batch/v1:Job", "lms-waffle-flags").await.is_none());
+    h.destroy().await;
+}
+
+/// A Deployment and a Job (each with a 5 s delete timeout) in their namespace; only the namespace
+/// unless `owners`.
+fn owners_program(ns: String, owners: bool) -> impl Fn(&mut Stack) -> ProgramResult + Send + Sync {
+    move |s: &mut Stack| {
+        let namespace = s.register("ns", Namespace { metadata: named(&ns), ..Namespace::default() }, Options::new())?;
+        if !owners {
+            return Ok(());
+        }
+        let options = || {
+            Options::new()
+                .depends_on(&namespace)
+                .timeouts(CustomTimeouts { delete: Some(Duration::from_secs(5)), ..CustomTimeouts::default() })
+        };
+        let labels = json!({"app": "held-web"});
+        s.register(
+            "web",
+            Deployment {
+                metadata: named("held-web"),
+                spec: typed::<_>(json!({
+                    "replicas": 1, "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": "openedx:1"}]}}
+                })),
+                ..Deployment::default()
+            },
+            options(),
+        )?;
+        s.register(
+            "job",
+            Job {
+                metadata: named("held-job"),
+                spec: typed::<_>(json!({
+                    "backoffLimit": 0,
+                    "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "run", "image": "openedx:1"}]}}
+                })),
+                ..Job::default()
+            },
+            options(),
+        )?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn deletes_wait_for_what_the_controllers_made() {
+    let h = Harness::new("foreground-delete").await;
+    h.up_ok(&owners_program(h.ns.clone(), true)).await;
+    let web = h.get("kubernetes:apps/v1:Deployment", "held-web").await.unwrap();
+    let replica_sets = h.owned_by("kubernetes:apps/v1:ReplicaSet", &web["metadata"]["uid"]).await;
+    assert_eq!(replica_sets.len(), 1, "{replica_sets:?}");
+    let replica_set = replica_sets[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let web_pods = h.owned_by("kubernetes:core/v1:Pod", &replica_sets[0]["metadata"]["uid"]).await;
+    assert_eq!(web_pods.len(), 1, "{web_pods:?}");
+    let job = h.get("kubernetes:batch/v1:Job", "held-job").await.unwrap();
+    let job_pods = h.owned_by("kubernetes:core/v1:Pod", &job["metadata"]["uid"]).await;
+    assert_eq!(job_pods.len(), 1, "{job_pods:?}");
+    let job_pod = job_pods[0]["metadata"]["name"].as_str().unwrap().to_string();
+
+    // A finalizer of the test's keeps the ReplicaSet and the Job's pod. Deleted in the
+    // foreground, the Deployment and the Job then stay too (marked for deletion, waiting for
+    // their dependents) and their deletes time out; in the background they would go at once.
+    h.hold("kubernetes:apps/v1:ReplicaSet", &replica_set).await;
+    h.hold("kubernetes:core/v1:Pod", &job_pod).await;
+    let without = owners_program(h.ns.clone(), false);
+    let (plan, report) = h.up(&without, false).await;
+    assert_eq!((ops(&plan)["web"], ops(&plan)["job"]), (Op::Delete, Op::Delete), "{}", rendered(&plan));
+    let status = statuses(&report);
+    for (step, token, name) in [("web", "kubernetes:apps/v1:Deployment", "held-web"), ("job", "kubernetes:batch/v1:Job", "held-job")] {
+        let StepStatus::Failed(message) = &status[step] else { panic!("{step}: {:?}", status[step]) };
+        assert!(message.contains(name) && message.contains("foregroundDeletion"), "says what it waits for: {message}");
+        let live = h.get(token, name).await.unwrap_or_else(|| panic!("{token} {name} waits for its dependents"));
+        assert!(live.pointer("/metadata/deletionTimestamp").is_some(), "{live}");
+        assert!(live["metadata"]["finalizers"].as_array().unwrap().contains(&json!("foregroundDeletion")), "{live}");
+    }
+    let held = h.get("kubernetes:apps/v1:ReplicaSet", &replica_set).await.unwrap();
+    assert!(held["metadata"]["finalizers"].as_array().unwrap().contains(&json!(HOLD)), "{held}");
+
+    // Released, the garbage collector finishes the deletes berth started: the next up finds the
+    // owners gone and forgets them, or deletes them again and waits. Either way, when it returns
+    // the owners are gone and (foreground) so are the ReplicaSet and every pod.
+    h.release("kubernetes:apps/v1:ReplicaSet", &replica_set).await;
+    h.release("kubernetes:core/v1:Pod", &job_pod).await;
+    h.up_ok(&without).await;
+    let state = h.state().await;
+    assert!(state.resources.iter().all(|r| !["web", "job"].contains(&r.urn.name())), "{:?}", state.resources);
+    assert!(h.get("kubernetes:apps/v1:Deployment", "held-web").await.is_none());
+    assert!(h.get("kubernetes:batch/v1:Job", "held-job").await.is_none());
+    assert!(h.get("kubernetes:apps/v1:ReplicaSet", &replica_set).await.is_none(), "the ReplicaSet went before its Deployment");
+    for pod in web_pods.iter().chain(&job_pods) {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        assert!(h.get("kubernetes:core/v1:Pod", name).await.is_none(), "pod {name} went before its owner");
+    }
+    h.assert_namespace_active().await;
     h.destroy().await;
 }

@@ -18,8 +18,8 @@ fn meta(name: &str, labels: &[(&str, &str)]) -> Input<ObjectMeta> {
 }
 
 /// Namespace, ConfigMap, Secret, ServiceAccount, PersistentVolumeClaim, Service and a
-/// ClusterRoleBinding, in two versions.
-fn core_program(ns: String, crb: String, version: u8) -> impl Fn(&mut Stack) -> ProgramResult + Send + Sync {
+/// ClusterRoleBinding, in two versions; without the namespaced objects unless `namespaced`.
+fn core_program(ns: String, crb: String, version: u8, namespaced: bool) -> impl Fn(&mut Stack) -> ProgramResult + Send + Sync {
     move |s: &mut Stack| {
         let v2 = version >= 2;
         let namespace = s.register(
@@ -27,6 +27,25 @@ fn core_program(ns: String, crb: String, version: u8) -> impl Fn(&mut Stack) -> 
             Namespace { metadata: meta(&ns, if v2 { &[("team", "edx")] } else { &[] }), ..Namespace::default() },
             Options::new(),
         )?;
+        let mut subjects = vec![json!({"kind": "ServiceAccount", "name": "edxapp", "namespace": ns})];
+        if v2 {
+            subjects.push(json!({"kind": "ServiceAccount", "name": "edxapp-vault", "namespace": ns}));
+        }
+        s.register(
+            "crb",
+            ClusterRoleBinding {
+                metadata: meta(&crb, &[]),
+                role_ref: typed::<_>(
+                    json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"}),
+                ),
+                subjects: Some(typed::<_>(json!(subjects))),
+                ..ClusterRoleBinding::default()
+            },
+            Options::new(),
+        )?;
+        if !namespaced {
+            return Ok(());
+        }
         let in_ns = || Options::new().depends_on(&namespace);
         s.register(
             "config",
@@ -76,22 +95,6 @@ fn core_program(ns: String, crb: String, version: u8) -> impl Fn(&mut Stack) -> 
             },
             in_ns(),
         )?;
-        let mut subjects = vec![json!({"kind": "ServiceAccount", "name": "edxapp", "namespace": ns})];
-        if v2 {
-            subjects.push(json!({"kind": "ServiceAccount", "name": "edxapp-vault", "namespace": ns}));
-        }
-        s.register(
-            "crb",
-            ClusterRoleBinding {
-                metadata: meta(&crb, &[]),
-                role_ref: typed::<_>(
-                    json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"}),
-                ),
-                subjects: Some(typed::<_>(json!(subjects))),
-                ..ClusterRoleBinding::default()
-            },
-            Options::new(),
-        )?;
         Ok(())
     }
 }
@@ -100,7 +103,8 @@ fn core_program(ns: String, crb: String, version: u8) -> impl Fn(&mut Stack) -> 
 async fn core_kinds_create_update_noop_delete() {
     let h = Harness::new("core-kinds").await;
     let crb = common::unique("core-kinds-crb");
-    let v1 = core_program(h.ns.clone(), crb.clone(), 1);
+    h.delete_on_drop(h.target("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding").await, &crb);
+    let v1 = core_program(h.ns.clone(), crb.clone(), 1, true);
 
     let (plan, report) = h.up_ok(&v1).await;
     assert!(plan.steps.iter().filter(|s| s.custom).all(|s| s.op == Op::Create), "{:?}", ops(&plan));
@@ -123,7 +127,7 @@ async fn core_kinds_create_update_noop_delete() {
     let refreshed = h.preview(&v1, true).await;
     assert!(refreshed.drift.is_empty(), "{:?}", refreshed.drift);
 
-    let v2 = core_program(h.ns.clone(), crb.clone(), 2);
+    let v2 = core_program(h.ns.clone(), crb.clone(), 2, true);
     let (plan, _) = h.up_ok(&v2).await;
     let planned = ops(&plan);
     for name in ["ns", "config", "secret", "sa", "pvc", "service", "crb"] {
@@ -150,6 +154,28 @@ async fn core_kinds_create_update_noop_delete() {
     let (plan, _) = h.up_ok(&v2).await;
     assert!(plan.steps.iter().all(|s| s.op == Op::Same), "{:?}", ops(&plan));
 
+    // The namespaced objects leave the program and the namespace stays: each is deleted by its
+    // own delete (not by the namespace's), and is gone when up returns.
+    let objects = [
+        ("config", "kubernetes:core/v1:ConfigMap", "general-config"),
+        ("secret", "kubernetes:core/v1:Secret", "general-secrets"),
+        ("sa", "kubernetes:core/v1:ServiceAccount", "edxapp"),
+        ("pvc", "kubernetes:core/v1:PersistentVolumeClaim", "openedx-data"),
+        ("service", "kubernetes:core/v1:Service", "lms"),
+    ];
+    for (_, token, name) in objects {
+        assert!(h.get(token, name).await.is_some(), "{token} {name} exists before");
+    }
+    let (plan, report) = h.up_ok(&core_program(h.ns.clone(), crb.clone(), 2, false)).await;
+    let planned = ops(&plan);
+    assert_eq!((planned["ns"], planned["crb"]), (Op::Same, Op::Same), "{}", rendered(&plan));
+    assert_eq!(report.mutating_calls, objects.len());
+    for (step, token, name) in objects {
+        assert_eq!(planned[step], Op::Delete, "{step}: {}", rendered(&plan));
+        assert!(h.get(token, name).await.is_none(), "{token} {name} is gone when up returns");
+    }
+    h.assert_namespace_active().await;
+
     // Destroy deletes in reverse order and waits: the namespace is finalised, not just marked.
     let report = h.destroy().await;
     assert!(report.outcomes.iter().all(|o| matches!(o.status, StepStatus::Succeeded) || !o.custom));
@@ -157,11 +183,15 @@ async fn core_kinds_create_update_noop_delete() {
     assert!(h.get("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", &crb).await.is_none());
 }
 
-/// Deployment, HorizontalPodAutoscaler, Job, CronJob, PodDisruptionBudget and Ingress.
-fn workload_program(ns: String, version: u8) -> impl Fn(&mut Stack) -> ProgramResult + Send + Sync {
+/// Deployment, HorizontalPodAutoscaler, Job, CronJob, PodDisruptionBudget and Ingress, in their
+/// namespace; only the namespace unless `namespaced`.
+fn workload_program(ns: String, version: u8, namespaced: bool) -> impl Fn(&mut Stack) -> ProgramResult + Send + Sync {
     move |s: &mut Stack| {
         let v2 = version >= 2;
         let namespace = s.register("ns", Namespace { metadata: meta(&ns, &[]), ..Namespace::default() }, Options::new())?;
+        if !namespaced {
+            return Ok(());
+        }
         let in_ns = || Options::new().depends_on(&namespace);
         let labels = json!({"ol.mit.edu/component": "lms-webapp"});
         s.register(
@@ -245,7 +275,7 @@ fn workload_program(ns: String, version: u8) -> impl Fn(&mut Stack) -> ProgramRe
 #[tokio::test]
 async fn workload_kinds_create_update_noop_delete() {
     let h = Harness::new("workload-kinds").await;
-    let v1 = workload_program(h.ns.clone(), 1);
+    let v1 = workload_program(h.ns.clone(), 1, true);
 
     let (plan, _) = h.up_ok(&v1).await;
     assert!(plan.steps.iter().filter(|s| s.custom).all(|s| s.op == Op::Create), "{:?}", ops(&plan));
@@ -268,7 +298,7 @@ async fn workload_kinds_create_update_noop_delete() {
     assert!(plan.steps.iter().all(|s| s.op == Op::Same), "{:?}\n{}", ops(&plan), rendered(&plan));
     assert_eq!(report.mutating_calls, 0);
 
-    let v2 = workload_program(h.ns.clone(), 2);
+    let v2 = workload_program(h.ns.clone(), 2, true);
     let (plan, _) = h.up_ok(&v2).await;
     let planned = ops(&plan);
     for name in ["web", "hpa", "migrate", "backup", "pdb", "ingress"] {
@@ -290,13 +320,51 @@ async fn workload_kinds_create_update_noop_delete() {
     let (plan, _) = h.up_ok(&v2).await;
     assert!(plan.steps.iter().all(|s| s.op == Op::Same), "{:?}\n{}", ops(&plan), rendered(&plan));
 
-    h.destroy().await;
-    for (token, name) in [
-        ("kubernetes:apps/v1:Deployment", "lms-webapp"),
-        ("kubernetes:batch/v1:Job", "lms-migrate"),
-        ("kubernetes:batch/v1:CronJob", "mysql-backup"),
-    ] {
-        assert!(h.get(token, name).await.is_none(), "{token} {name} is gone");
+    // What the controllers made for the Deployment and the Job: ReplicaSets (the rollout to v2
+    // left two) and their pods, and the Job's pod.
+    let web_uid = h.get("kubernetes:apps/v1:Deployment", "lms-webapp").await.unwrap()["metadata"]["uid"].clone();
+    let replica_sets = h.owned_by("kubernetes:apps/v1:ReplicaSet", &web_uid).await;
+    assert_eq!(replica_sets.len(), 2, "{replica_sets:?}");
+    let mut web_pods = Vec::new();
+    for rs in &replica_sets {
+        web_pods.extend(h.owned_by("kubernetes:core/v1:Pod", &rs["metadata"]["uid"]).await);
     }
+    assert!(web_pods.len() >= 2, "{web_pods:?}");
+    let job_uid = h.get("kubernetes:batch/v1:Job", "lms-migrate").await.unwrap()["metadata"]["uid"].clone();
+    assert!(!h.owned_by("kubernetes:core/v1:Pod", &job_uid).await.is_empty(), "the Job's pod exists before");
+
+    // The namespaced objects leave the program and the namespace stays: each is deleted by its
+    // own delete (not by the namespace's), and is gone when up returns; deletes propagate in the
+    // foreground, so the Deployment's ReplicaSets and pods, and the Job's pods, are gone too.
+    let objects = [
+        ("web", "kubernetes:apps/v1:Deployment", "lms-webapp"),
+        ("hpa", "kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "lms-webapp"),
+        ("migrate", "kubernetes:batch/v1:Job", "lms-migrate"),
+        ("backup", "kubernetes:batch/v1:CronJob", "mysql-backup"),
+        ("pdb", "kubernetes:policy/v1:PodDisruptionBudget", "lms-webapp"),
+        ("ingress", "kubernetes:networking.k8s.io/v1:Ingress", "lms"),
+    ];
+    let (plan, report) = h.up_ok(&workload_program(h.ns.clone(), 2, false)).await;
+    let planned = ops(&plan);
+    assert_eq!(planned["ns"], Op::Same, "{}", rendered(&plan));
+    assert_eq!(report.mutating_calls, objects.len());
+    for (step, token, name) in objects {
+        assert_eq!(planned[step], Op::Delete, "{step}: {}", rendered(&plan));
+        assert!(h.get(token, name).await.is_none(), "{token} {name} is gone when up returns");
+    }
+    for rs in &replica_sets {
+        let name = rs["metadata"]["name"].as_str().unwrap();
+        assert!(h.get("kubernetes:apps/v1:ReplicaSet", name).await.is_none(), "ReplicaSet {name} went before its Deployment");
+    }
+    for pod in &web_pods {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        assert!(h.get("kubernetes:core/v1:Pod", name).await.is_none(), "pod {name} went before its Deployment");
+    }
+    let job_pods = h.list("kubernetes:core/v1:Pod", "job-name=lms-migrate").await;
+    assert!(job_pods.is_empty(), "the Job's pods went before it: {job_pods:?}");
+    assert!(h.owned_by("kubernetes:apps/v1:ReplicaSet", &web_uid).await.is_empty());
+    h.assert_namespace_active().await;
+
+    h.destroy().await;
     assert!(h.get("kubernetes:core/v1:Namespace", &h.ns).await.is_none());
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use berth_engine::apply::{ApplyOptions, ApplyReport, Silent, StepStatus};
 use berth_engine::config::parse_yaml;
@@ -48,7 +48,15 @@ pub struct Harness {
     pub ns: String,
     pub cluster: Arc<Cluster>,
     pub kubelet: Option<FakeKubelet>,
+    /// Cluster-scoped objects (a test's own CRD) that dropping the harness deletes too.
+    leftovers: Mutex<Vec<(Target, String)>>,
+    /// Objects of this namespace that [`hold`](Self::hold) gave a finalizer, which dropping the
+    /// harness removes (or the namespace could never be deleted).
+    held: Mutex<Vec<(Target, String)>>,
 }
+
+/// The finalizer [`Harness::hold`] puts on an object.
+pub const HOLD: &str = "berth.test/hold";
 
 impl Harness {
     /// An engine whose kubernetes provider defaults to a fresh namespace, with a kubelet
@@ -91,7 +99,7 @@ impl Harness {
         };
         let settings = ClusterSettings { kubeconfig: Some(kubeconfig), context: None, namespace: Some(ns.clone()) };
         let cluster = Connection::new(settings).get().await.unwrap();
-        Harness { dir, engine, ns, cluster, kubelet: None }
+        Harness { dir, engine, ns, cluster, kubelet: None, leftovers: Mutex::default(), held: Mutex::default() }
     }
 
     pub fn kubelet(&self) -> &FakeKubelet {
@@ -187,25 +195,95 @@ impl Harness {
         }
         panic!("{token} {name} was not deleted");
     }
+
+    /// Objects of a kind in this test's namespace that `label_selector` matches (`""`: all).
+    pub async fn list(&self, token: &str, label_selector: &str) -> Vec<Json> {
+        let target = self.target(token).await;
+        self.cluster.list(&target, Some(&self.ns), label_selector).await.unwrap()
+    }
+
+    /// Objects of a kind in this test's namespace with an owner reference to `owner_uid`.
+    pub async fn owned_by(&self, token: &str, owner_uid: &Json) -> Vec<Json> {
+        let mut owned = self.list(token, "").await;
+        owned.retain(|o| {
+            o.pointer("/metadata/ownerReferences").and_then(Json::as_array).is_some_and(|refs| refs.iter().any(|r| &r["uid"] == owner_uid))
+        });
+        owned
+    }
+
+    /// Panics unless this test's namespace exists and is not being deleted.
+    pub async fn assert_namespace_active(&self) {
+        let namespace = self.get("kubernetes:core/v1:Namespace", &self.ns).await.expect("the namespace still exists");
+        assert!(namespace.pointer("/metadata/deletionTimestamp").is_none(), "the namespace is not being deleted: {namespace}");
+        assert_eq!(namespace["status"]["phase"], "Active", "{namespace}");
+    }
+
+    /// Gives an object of this namespace the finalizer [`HOLD`], which keeps it (and, with
+    /// foreground deletion, its owners) from being deleted until [`release`](Self::release).
+    pub async fn hold(&self, token: &str, name: &str) {
+        let target = self.target(token).await;
+        set_finalizers(&self.cluster, &target, &self.ns, name, |f| f.push(HOLD.into())).await;
+        self.held.lock().unwrap().push((target, name.to_string()));
+    }
+
+    /// Removes the finalizer [`hold`](Self::hold) added.
+    pub async fn release(&self, token: &str, name: &str) {
+        let target = self.target(token).await;
+        set_finalizers(&self.cluster, &target, &self.ns, name, |f| f.retain(|f| f != HOLD)).await;
+        self.held.lock().unwrap().retain(|(t, n)| !(t == &target && n == name));
+    }
+
+    /// Deletes a cluster-scoped object when the harness is dropped (a test that failed
+    /// half-way leaves nothing behind).
+    pub fn delete_on_drop(&self, target: Target, name: &str) {
+        self.leftovers.lock().unwrap().push((target, name.to_string()));
+    }
 }
 
 impl Drop for Harness {
-    /// A test that failed half-way still removes its namespace (and so everything in it).
+    /// A test that failed half-way still removes its namespace (and so everything in it), and
+    /// the cluster-scoped objects given to [`delete_on_drop`](Self::delete_on_drop).
     fn drop(&mut self) {
         let ns = self.ns.clone();
+        let leftovers = std::mem::take(self.leftovers.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let held = std::mem::take(self.held.get_mut().unwrap_or_else(|e| e.into_inner()));
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             runtime.block_on(async {
                 let settings = ClusterSettings { kubeconfig: Some(kubeconfig()), context: None, namespace: None };
-                if let Ok(cluster) = Connection::new(settings).get().await
-                    && let Some(target) = Target::fixed(&Gvk::new("", "v1", "Namespace"))
-                {
+                let Ok(cluster) = Connection::new(settings).get().await else { return };
+                for (target, name) in &held {
+                    let _ = cluster
+                        .merge_patch(target, Some(&ns), name, "berth-test", &serde_json::json!({"metadata": {"finalizers": null}}))
+                        .await;
+                }
+                for (target, name) in &leftovers {
+                    let _ = cluster.delete(target, None, name).await;
+                }
+                if let Some(target) = Target::fixed(&Gvk::new("", "v1", "Namespace")) {
                     let _ = cluster.delete(&target, None, &ns).await;
                 }
             });
         })
         .join();
     }
+}
+
+/// Changes an object's finalizers (read, change, write with its resourceVersion; again when
+/// another writer, such as the garbage collector, came in between).
+async fn set_finalizers(cluster: &Cluster, target: &Target, ns: &str, name: &str, change: impl Fn(&mut Vec<Json>)) {
+    for _ in 0..20 {
+        let live = cluster.get(target, Some(ns), name).await.unwrap().unwrap_or_else(|| panic!("{} {name} exists", target.kind));
+        let mut finalizers = live.pointer("/metadata/finalizers").and_then(Json::as_array).cloned().unwrap_or_default();
+        change(&mut finalizers);
+        let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": live["metadata"]["resourceVersion"]}});
+        match cluster.merge_patch(target, Some(ns), name, "berth-test", &patch).await {
+            Ok(_) => return,
+            Err(e) if e.code.as_deref().is_some_and(|c| c.starts_with("409")) => continue,
+            Err(e) => panic!("set the finalizers of {} {name}: {e}", target.kind),
+        }
+    }
+    panic!("could not set the finalizers of {} {name}: it kept changing", target.kind);
 }
 
 /// The failed steps of a report, as text.
