@@ -186,3 +186,43 @@ fn a_service_that_selects_two_workloads_fails_the_preview() {
     let plan: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert!(plan["steps"].as_array().unwrap().iter().any(|s| s["name"] == "service-edxapp-metrics"), "{}", text(&run));
 }
+
+/// The deployment's files directory is the bundle: an operator's own fragment joins it (in its
+/// number's place, for its number's services); a secret fragment berth has no Vault source for,
+/// an unknown `${value}` or a number no service reads fail the preview naming the file.
+#[test]
+fn fragment_files_are_the_bundle_and_their_mistakes_are_named() {
+    let project = scratch_project();
+    let state = tempfile::tempdir().unwrap();
+    let dir = project.path().join("files/edxapp/xpro");
+    let preview = |project: &Path| offline(project, state.path(), &["stack", "preview", "xpro.ci", "--json"]);
+
+    // An operator's own ConfigMap fragment for the LMS, using a value berth fills in.
+    std::fs::write(dir.join("85-lms-theming.yaml"), "COMPREHENSIVE_THEME_DIRS:\n- /openedx/themes\nTHEME_CACHE_HOST: '${redis_host}'\n")
+        .unwrap();
+    let run = preview(project.path());
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let plan: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let config_maps: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["type"] == "kubernetes:core/v1:ConfigMap")
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(config_maps.contains(&"85-lms-theming"), "{config_maps:?}");
+    std::fs::remove_file(dir.join("85-lms-theming.yaml")).unwrap();
+
+    for (file, body, expected) in [
+        ("04-search-credentials.yaml", "SEARCH_KEY: x\n", "04-search-credentials.yaml: fragments 00–49 are secrets rendered from Vault"),
+        ("55-extra.yaml", "EXTRA: '${db_password}'\n", "55-extra.yaml:1: unknown value `${db_password}`"),
+        ("95-late.yaml", "LATE: true\n", "95-late.yaml: no service reads fragments numbered 90–99"),
+        ("extra.yaml", "X: 1\n", "extra.yaml: a fragment's name must look like NN-purpose.yaml"),
+    ] {
+        std::fs::write(dir.join(file), body).unwrap();
+        let run = preview(project.path());
+        assert_eq!(run.status.code(), Some(1), "{file}: {}", text(&run));
+        assert!(String::from_utf8_lossy(&run.stderr).contains(expected), "{file}: {}", text(&run));
+        std::fs::remove_file(dir.join(file)).unwrap();
+    }
+}

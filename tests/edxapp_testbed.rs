@@ -81,6 +81,20 @@ async fn a_release_runs_its_jobs_once_then_rolls_out_and_a_no_op_writes_nothing(
     }
     w.stack("preview", "local", &release1, &["--refresh", "--expect-no-changes"]).assert_ok();
 
+    // A configuration change (the LMS domain: fragments 60 and 82) rolls every Deployment
+    // through its pod template's config hash; the Jobs, which follow the release only, stay.
+    let changed = w.stack("preview", "local", &release1, &["--config", "edxapp.domains.lms=lms2.local.test", "--json"]);
+    let plan = changed.json();
+    let steps = plan["steps"].as_array().unwrap();
+    let rolled: Vec<&serde_json::Value> =
+        steps.iter().filter(|s| s["type"] == "kubernetes:apps/v1:Deployment" && s["op"] == "update").collect();
+    assert_eq!(rolled.len(), 5, "{}", changed.stdout());
+    for deployment in rolled {
+        let paths: Vec<&str> = deployment["diffs"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
+        assert!(paths.iter().any(|p| p.contains("config-hash")), "{}: {paths:?}", deployment["name"]);
+    }
+    assert!(steps.iter().filter(|s| s["type"] == "kubernetes:batch/v1:Job").all(|s| s["op"] == "same"), "{}", changed.stdout());
+
     // A new release: new Jobs (their names carry the new pod template's hash), run once, and
     // the Deployments roll out after them; the old release's Jobs go.
     let release2 = digest(2);

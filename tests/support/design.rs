@@ -7,6 +7,7 @@ use std::process::Command;
 
 use berth_components::edxapp::configuration::CELERY_BROKER_DB;
 use berth_components::edxapp::vault::DATABASE_ROLES;
+use berth_components::edxapp::workloads::CONFIG_HASH_ANNOTATION;
 use berth_provider_kubernetes::kinds::Gvk;
 use serde_json::Value as Json;
 
@@ -23,7 +24,12 @@ impl World {
                 Some((ns, name)) => (Some(ns), name),
                 None => (None, id.as_str()),
             };
-            let object = self.cluster.get(&target, namespace, name).await.unwrap().unwrap_or_else(|| panic!("{ty} {id} is in state but not in the cluster"));
+            let object = self
+                .cluster
+                .get(&target, namespace, name)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{ty} {id} is in state but not in the cluster"));
             by_kind.entry(gvk.kind.clone()).or_default().push(object);
         }
         by_kind
@@ -50,13 +56,34 @@ impl World {
             }
             assert_eq!(main["readinessProbe"]["httpGet"]["path"], "/heartbeat", "{}", name(webapp));
             assert!(main["lifecycle"]["preStop"].is_object(), "{} drains before it stops", name(webapp));
-            assert!(main["resources"]["requests"]["cpu"].is_string() && main["resources"]["limits"]["memory"].is_string(), "{}", name(webapp));
+            assert!(
+                main["resources"]["requests"]["cpu"].is_string() && main["resources"]["limits"]["memory"].is_string(),
+                "{}",
+                name(webapp)
+            );
             assert!(pod["affinity"]["podAntiAffinity"].is_object(), "{} spreads over nodes", name(webapp));
             let init: Vec<String> = pod["initContainers"].as_array().unwrap().iter().map(name_of).collect();
             assert!(init.contains(&"config-aggregator".to_string()), "{}: {init:?}", name(webapp));
         }
         assert!(deployments.iter().any(|d| name(d).ends_with("-scheduled-emails")), "the scheduled-emails worker");
-        let components: Vec<&Json> = deployments.iter().map(|d| &d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]).collect();
+        for deployment in &deployments {
+            let hash = &deployment["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION];
+            assert!(hash.as_str().is_some_and(|h| h.len() == 16), "{} carries its configuration's hash: {hash}", name(deployment));
+        }
+        // The Vault Secrets Operator restarts the Deployments that read a secret fragment when
+        // Vault's values change; every target exists.
+        let deployment_names: Vec<String> = deployments.iter().map(name).collect();
+        let synced: Vec<Json> = [of("VaultStaticSecret"), of("VaultDynamicSecret")].concat();
+        assert_eq!(synced.len(), 7, "00, 01, 02, 03, 10, 70, 80");
+        for secret in &synced {
+            let targets = secret["spec"]["rolloutRestartTargets"].as_array().unwrap_or_else(|| panic!("{} restarts nothing", name(secret)));
+            assert!(!targets.is_empty());
+            for target in targets {
+                assert!(deployment_names.iter().any(|d| target["name"] == d.as_str()), "{} restarts {target}, which exists", name(secret));
+            }
+        }
+        let components: Vec<&Json> =
+            deployments.iter().map(|d| &d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]).collect();
         let mut unique = components.clone();
         unique.sort_by_key(|c| c.to_string());
         unique.dedup();
@@ -65,7 +92,8 @@ impl World {
         let hpas = of("HorizontalPodAutoscaler");
         assert_eq!(hpas.len(), 2);
         for hpa in &hpas {
-            let mut metrics: Vec<&str> = hpa["spec"]["metrics"].as_array().unwrap().iter().map(|m| m["resource"]["name"].as_str().unwrap()).collect();
+            let mut metrics: Vec<&str> =
+                hpa["spec"]["metrics"].as_array().unwrap().iter().map(|m| m["resource"]["name"].as_str().unwrap()).collect();
             metrics.sort();
             assert_eq!(metrics, ["cpu", "memory"], "{}", name(hpa));
         }

@@ -72,8 +72,8 @@ pub fn secrets(stack: &mut Stack, ctx: &Ctx, database: &Database, cache: &Cache)
                 .with_value("db", "edxapp"),
             Options::new(),
         )?;
-        let address = cache.address.clone();
-        stack.register("redis", KvSecret::new(kv_mount.clone(), "redis").with_output("token", &cache.token).with_output("host", &address), Options::new())?;
+        // The address is not secret: berth writes it into the fragments that need it.
+        stack.register("redis", KvSecret::new(kv_mount.clone(), "redis").with_output("token", &cache.token), Options::new())?;
         stack.register("oauth", KvSecret::new(kv_mount.clone(), "oauth").with_output("lms", &lms_oauth).with_output("cms", &cms_oauth), Options::new())?;
 
         let db = database_engine(stack, &format!("mariadb-{prefix}"), &ctx.env_name, database, ctx.config.verify_database_connection)?;
@@ -99,7 +99,13 @@ pub fn secrets(stack: &mut Stack, ctx: &Ctx, database: &Database, cache: &Cache)
 
 /// The database secrets engine at `mount` on the RDS instance: a connection as the instance's
 /// admin user and a role per [`DATABASE_ROLES`], leases of 3 months (6 at most).
-pub fn database_engine(stack: &mut Stack, mount: &str, env_name: &str, database: &Database, verify_connection: bool) -> ProgramResult<ResourceHandle<Mount>> {
+pub fn database_engine(
+    stack: &mut Stack,
+    mount: &str,
+    env_name: &str,
+    database: &Database,
+    verify_connection: bool,
+) -> ProgramResult<ResourceHandle<Mount>> {
     let db = stack.register(
         "database-engine",
         Mount {
@@ -112,7 +118,8 @@ pub fn database_engine(stack: &mut Stack, mount: &str, env_name: &str, database:
     )?;
     let db_mount: Output<String> = db.output("path");
     let url = format_output!("{{{{username}}}}:{{{{password}}}}@tcp({}:{})/", database.address, database.port.map(|p| p.to_string()));
-    let mut connection = DatabaseConnection::mysql(db_mount.clone(), "edxapp", url, database.admin_user.clone(), database.admin_password.map(Secret::new));
+    let mut connection =
+        DatabaseConnection::mysql(db_mount.clone(), "edxapp", url, database.admin_user.clone(), database.admin_password.map(Secret::new));
     connection.allowed_roles = DATABASE_ROLES.iter().map(|(name, _)| name.to_string()).collect();
     connection.verify_connection = verify_connection;
     let connection = stack.register("connection", connection, Options::new())?;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_engine::{DependsOn, Input, Options, ProgramResult, Secret, Stack};
+use berth_engine::{DependsOn, Input, Options, Output, ProgramResult, Secret, Stack};
 use berth_provider_kubernetes::k8s_openapi::api::apps::v1::DeploymentSpec;
 use berth_provider_kubernetes::k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec,
@@ -301,7 +301,7 @@ pub fn webapp_pairs(
                 }),
                 ..Affinity::default()
             });
-            let deployment = deploy(stack, ctx, groups, (&format!("{svc}-webapp"), &webapp), &component, spec, jobs, &mut workloads)?;
+            let deployment = deploy(stack, ctx, groups, (&format!("{svc}-webapp"), &webapp), &component, (spec, &bundles.hashes[svc]), jobs, &mut workloads)?;
             stack.register(
                 &format!("{svc}-service"),
                 K8sService {
@@ -366,7 +366,7 @@ pub fn webapp_pairs(
             let mut main = container(ctx, service, "celery", command);
             main.resources = Some(resources(worker));
             let spec = pod_spec(ctx, identity, bundles, service, main, None);
-            let worker_deployment = deploy(stack, ctx, groups, (&format!("{svc}-celery"), &celery), &component, spec, jobs, &mut workloads)?;
+            let worker_deployment = deploy(stack, ctx, groups, (&format!("{svc}-celery"), &celery), &component, (spec, &bundles.hashes[svc]), jobs, &mut workloads)?;
             let auth_secret = format!("{celery}-redis");
             let secret = stack.register(
                 &format!("{svc}-celery-redis-auth"),
@@ -422,11 +422,14 @@ pub fn webapp_pairs(
         ];
         let main = container(ctx, Service::Lms, "scheduled-emails", command);
         let spec = pod_spec(ctx, identity, bundles, Service::Lms, main, None);
-        deploy(stack, ctx, groups, ("scheduled-emails", &name), "scheduled-emails", spec, jobs, &mut workloads)?;
+        deploy(stack, ctx, groups, ("scheduled-emails", &name), "scheduled-emails", (spec, &bundles.hashes["lms"]), jobs, &mut workloads)?;
         Ok(())
     })?;
     Ok(Pairs { services, workloads })
 }
+
+/// The pod-template annotation carrying the configuration's hash.
+pub const CONFIG_HASH_ANNOTATION: &str = "berth.dev/config-hash";
 
 /// A Deployment of `spec` labelled `component` (unique per workload), after the pre-deploy Jobs.
 #[allow(clippy::too_many_arguments)]
@@ -436,7 +439,7 @@ fn deploy(
     groups: &Groups,
     (logical, name): (&str, &str),
     component: &str,
-    spec: PodSpec,
+    (spec, config_hash): (PodSpec, &Output<String>),
     jobs: &Jobs,
     workloads: &mut Workloads,
 ) -> ProgramResult<berth_engine::ResourceHandle<Deployment>> {
@@ -444,10 +447,16 @@ fn deploy(
     workloads.add_workload(name, ctx.labels(component));
     let labels = ctx.labels(component);
     // The pod security group's id labels the pods (the security-groups-for-pods controller).
-    let template = groups.pods.map(move |group: String| {
+    // The configuration's hash on the pod template: a changed fragment rolls the pods (Helm's
+    // checksum/config annotation). Not on the Jobs, whose names must follow the release only.
+    let template = groups.pods.zip(config_hash).map(move |(group, hash): (String, String)| {
         let mut labels = labels.clone();
         labels.insert("vpc.amazonaws.com/pod-security-group".into(), group);
-        PodTemplateSpec { metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }), spec: Some(spec.clone()) }
+        let annotations = [(CONFIG_HASH_ANNOTATION.to_string(), hash)].into();
+        PodTemplateSpec {
+            metadata: Some(ObjectMeta { labels: Some(labels), annotations: Some(annotations), ..ObjectMeta::default() }),
+            spec: Some(spec.clone()),
+        }
     });
     let deployment_spec = template.map(move |template: PodTemplateSpec| DeploymentSpec {
         selector: LabelSelector { match_labels: Some(selector.clone()), ..LabelSelector::default() },
