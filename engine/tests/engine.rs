@@ -761,7 +761,9 @@ async fn deletes_run_in_reverse_dependency_order() {
     let physical_names = |state: &berth_engine::State| -> HashMap<String, String> {
         ["a", "b", "c", "d", "e"]
             .iter()
-            .filter_map(|n| state.get(&urn(&h, n)).map(|r| (n.to_string(), r.outputs.as_object().unwrap()["name"].as_str().unwrap().to_string())))
+            .filter_map(|n| {
+                state.get(&urn(&h, n)).map(|r| (n.to_string(), r.outputs.as_object().unwrap()["name"].as_str().unwrap().to_string()))
+            })
             .collect()
     };
 

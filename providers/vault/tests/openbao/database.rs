@@ -29,7 +29,11 @@ fn program(p: Params) -> impl Fn(&mut Stack) -> ProgramResult + Send + Sync {
         let mount = Mount { default_lease_ttl: Some(Ttl::days(90)), max_lease_ttl: Some(Ttl::days(180)), ..Mount::database(&p.mount) };
         let db = s.register("db", mount, Options::new())?;
         let path = db.output::<String>("path");
-        let url = format_output!("{{{{username}}}}:{{{{password}}}}@tcp({}:{})/", server.output::<String>("address"), server.output::<u16>("port"));
+        let url = format_output!(
+            "{{{{username}}}}:{{{{password}}}}@tcp({}:{})/",
+            server.output::<String>("address"),
+            server.output::<u16>("port")
+        );
         let connection = DatabaseConnection {
             allowed_roles: p.allowed_roles.clone(),
             ..DatabaseConnection::mysql(&path, "mariadb", url, admin_user, admin_password)

@@ -30,7 +30,11 @@ fn program(mount: String, auth: String, with_bad_connection: bool) -> impl Fn(&m
         s.register("edxapp-secret", secret, Options::new())?;
 
         let db = s.register("db", Mount::database(&format!("{mount}-db")), Options::new())?;
-        let url = format_output!("{{{{username}}}}:{{{{password}}}}@tcp({}:{})/", server.output::<String>("address"), server.output::<u16>("port"));
+        let url = format_output!(
+            "{{{{username}}}}:{{{{password}}}}@tcp({}:{})/",
+            server.output::<String>("address"),
+            server.output::<u16>("port")
+        );
         let connection =
             DatabaseConnection::mysql(db.output::<String>("path"), "mariadb", url.clone(), t.get("BERTH_MARIADB_USER"), admin_password);
         s.register("connection", connection, Options::new())?;
