@@ -68,6 +68,7 @@ fn every_shipped_stack_previews_offline() {
         assert_eq!(count("kubernetes:batch/v1:Job"), 3, "{stack}: migrations and waffle flags");
         assert_eq!(count("kubernetes:apps/v1:Deployment"), 5, "{stack}: two webapps, two celery workers, scheduled emails");
         assert_eq!(count("kubernetes:keda.sh/v1alpha1:ScaledObject"), 2, "{stack}");
+        assert_eq!(count("kubernetes:vpcresources.k8s.aws/v1beta1:SecurityGroupPolicy"), 1, "{stack}: security groups for pods");
         let warnings = plan["warnings"].to_string();
         let tier = stack.split_once('.').unwrap().1;
         for referenced in [format!("network.{tier}"), format!("cluster.applications.{tier}")] {

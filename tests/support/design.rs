@@ -89,6 +89,19 @@ impl World {
         unique.dedup();
         assert_eq!(unique.len(), deployments.len(), "every Deployment has its own component label: {components:?}");
 
+        // Security groups for pods: one policy giving the pod group to every edxapp pod of the
+        // environment, Jobs included (migrations reach the database through it).
+        let policies = of("SecurityGroupPolicy");
+        assert_eq!(policies.len(), 1);
+        let pod_group = webapps[0]["spec"]["template"]["metadata"]["labels"]["vpc.amazonaws.com/pod-security-group"].as_str().unwrap();
+        assert!(pod_group.starts_with("sg-"), "{pod_group}");
+        assert_eq!(policies[0]["spec"]["securityGroups"]["groupIds"], serde_json::json!([pod_group]));
+        let selector = policies[0]["spec"]["podSelector"]["matchLabels"].as_object().unwrap();
+        let selected = |template: &Json| selector.iter().all(|(k, v)| template["metadata"]["labels"][k] == *v);
+        for workload in deployments.iter().chain(of("Job").iter()) {
+            assert!(selected(&workload["spec"]["template"]), "the policy selects the pods of {}", name(workload));
+        }
+
         let hpas = of("HorizontalPodAutoscaler");
         assert_eq!(hpas.len(), 2);
         for hpa in &hpas {

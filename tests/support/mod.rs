@@ -17,7 +17,8 @@ pub mod design;
 pub mod proxy;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
-pub const CRD_FILES: [&str; 4] = ["keda.yaml", "vault-secrets-operator.yaml", "gateway-api.yaml", "cert-manager.yaml"];
+pub const CRD_FILES: [&str; 5] =
+    ["keda.yaml", "vault-secrets-operator.yaml", "gateway-api.yaml", "cert-manager.yaml", "security-group-policy.yaml"];
 /// The longest any one berth command may take before the test gives up on it.
 pub const COMMAND_DEADLINE: Duration = Duration::from_secs(300);
 

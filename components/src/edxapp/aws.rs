@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::edxapp::Ctx;
 use crate::edxapp::config::Environment;
+use crate::edxapp::kube;
 
 /// The buckets, by purpose, and the policy that grants the application access to them.
 pub struct Buckets {
@@ -171,6 +172,20 @@ pub fn security_groups(stack: &mut Stack, ctx: &Ctx) -> ProgramResult<Groups> {
                 tags: ctx.tags(),
                 ..SecurityGroup::default()
             },
+            Options::new(),
+        )?;
+        // Security groups for pods: the VPC resource controller gives every edxapp pod of this
+        // environment (webapps, workers, Jobs) the pod group, which the database and cache admit.
+        let selector = json!({"matchLabels": {"app.kubernetes.io/name": "edxapp", "app.kubernetes.io/instance": ctx.env_name}});
+        kube::custom(
+            stack,
+            &kube::token(kube::VPC_RESOURCES, "SecurityGroupPolicy"),
+            "pod-security-group-policy",
+            &kube::meta(ctx, &format!("{}-edxapp-pods", ctx.env_name), "security-groups"),
+            kube::spec_from(
+                &pods.output::<String>("id"),
+                move |id: String| json!({"podSelector": selector, "securityGroups": {"groupIds": [id]}}),
+            ),
             Options::new(),
         )?;
         Ok(Groups { pods: pods.output("id"), database: database.output("id"), cache: cache.output("id") })

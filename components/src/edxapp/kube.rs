@@ -61,6 +61,7 @@ pub fn spec_from<T: serde::Serialize + serde::de::DeserializeOwned + 'static>(
 pub const VSO: &str = "secrets.hashicorp.com/v1beta1";
 pub const KEDA: &str = "keda.sh/v1alpha1";
 pub const GATEWAY: &str = "gateway.networking.k8s.io/v1";
+pub const VPC_RESOURCES: &str = "vpcresources.k8s.aws/v1beta1";
 
 /// The type token of a custom kind.
 pub fn token(group_version: &str, kind: &str) -> String {
