@@ -792,3 +792,39 @@ async fn deletes_run_in_reverse_dependency_order() {
         assert!(at(dependent) < at(dependency), "{dependent} is deleted before {dependency}: {order:?}");
     }
 }
+
+/// State written by a newer berth, or a journal left by another stack's state, is refused with
+/// the file named and nothing rewritten: berth never guesses with state it does not understand.
+#[tokio::test]
+async fn state_it_does_not_understand_is_refused_untouched() {
+    let h = Harness::new();
+    let program = |s: &mut Stack| -> ProgramResult {
+        thing(s, "a", "a");
+        Ok(())
+    };
+    assert!(h.up(&program).await.unwrap().succeeded());
+    let path = h.state_path();
+    let original = std::fs::read_to_string(&path).unwrap();
+
+    let mut newer: serde_json::Value = serde_json::from_str(&original).unwrap();
+    newer["schema_version"] = serde_json::json!(99);
+    std::fs::write(&path, serde_json::to_vec_pretty(&newer).unwrap()).unwrap();
+    let written = std::fs::read(&path).unwrap();
+    for err in [h.preview(&program).await.err(), h.up(&program).await.err()] {
+        let message = err.expect("a newer schema is refused").to_string();
+        assert!(message.contains("test.json") && message.contains("schema version 99") && message.contains("upgrade berth"), "{message}");
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), written, "refused state is not rewritten");
+    std::fs::write(&path, &original).unwrap();
+
+    // A journal whose lineage is another state's.
+    let journal = path.with_file_name("test.journal");
+    let serial = newer["serial"].as_u64().unwrap();
+    std::fs::write(&journal, format!("{{\"journal\":\"berth\",\"lineage\":\"someone-else\",\"base_serial\":{serial}}}\n")).unwrap();
+    let message = h.up(&program).await.err().expect("a foreign journal is refused").to_string();
+    assert!(message.contains("test.journal") && message.contains("journal belongs to another state"), "{message}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), original, "state untouched");
+    assert!(journal.exists(), "the foreign journal is left for the operator to move");
+    std::fs::remove_file(&journal).unwrap();
+    assert!(h.up(&program).await.unwrap().report.is_none(), "once it is moved away, nothing to do");
+}
