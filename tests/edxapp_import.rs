@@ -525,7 +525,7 @@ async fn an_existing_footprint_is_discovered_imported_and_adopted_without_change
 
     // The program decides protection from here on (as with Pulumi): the edxapp stack protects
     // only production data, so `up` recorded the adopted resources as unprotected.
-    w.destroy_and_prove_gone();
+    w.destroy_and_prove_nothing_left().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,7 +117,7 @@ async fn a_release_runs_its_jobs_once_then_rolls_out_and_a_no_op_writes_nothing(
     w.stack("up", "local", &release2, &["--yes", "--expect-no-changes"]).assert_ok();
 
     drop(kubelet);
-    w.destroy_and_prove_gone();
+    w.destroy_and_prove_nothing_left().await;
     assert!(w.get("Namespace", &w.namespace).await.is_none());
 }
 
@@ -158,5 +158,5 @@ async fn a_failed_migration_stops_the_rollout_and_the_next_up_replaces_it() {
     }
 
     drop(kubelet);
-    w.destroy_and_prove_gone();
+    w.destroy_and_prove_nothing_left().await;
 }

@@ -13,6 +13,7 @@ use berth_provider_kubernetes::kinds::Gvk;
 use serde_json::Value as Json;
 
 pub mod design;
+pub mod leftovers;
 #[path = "../../providers/aws/tests/moto/proxy.rs"]
 pub mod proxy;
 
