@@ -42,3 +42,32 @@ fn mistakes_in_a_stack_file_name_file_line_and_key() {
     let err = from_node::<StackConfig>(&settings.config, "config").unwrap_err().to_string();
     assert_eq!(err, "--config:1:1: config.edxapp.database.storage_gb: invalid type: string \"lots\", expected u32");
 }
+
+/// `network:` and `cluster:` are inline values or `{stack: NAME}`: a typo in either is reported
+/// as what it is, at its line, not as "did not match any variant".
+#[test]
+fn a_typo_in_a_stack_source_names_the_field() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("stacks/local.yaml")).unwrap();
+    for (replacement, expected) in [
+        ("  network: {stak: network.local}", "config.network: unknown field `stak`, expected one of `vpc_id`"),
+        (
+            "  network: {stack: network.local, vpc_id: vpc-1}",
+            "either `stack: <name>` (read another stack's outputs) or the values inline, not both",
+        ),
+        ("  network: {stack: [network.local]}", "`stack` is the name of the stack to read"),
+    ] {
+        let broken = text.replace("  network: {stack: network.local}", replacement);
+        assert_ne!(broken, text);
+        let scratch = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(scratch.path().join("stacks/tiers")).unwrap();
+        for tier in std::fs::read_dir(root.join("stacks/tiers")).unwrap() {
+            let tier = tier.unwrap();
+            std::fs::copy(tier.path(), scratch.path().join("stacks/tiers").join(tier.file_name())).unwrap();
+        }
+        std::fs::write(scratch.path().join("stacks/local.yaml"), broken).unwrap();
+        let settings = Project::at(scratch.path().to_path_buf()).load_stack("local", &[], &Keyring::new(None)).unwrap();
+        let err = from_node::<StackConfig>(&settings.config, "config").err().expect("refused").to_string();
+        assert!(err.contains(expected) && err.contains("stacks/local.yaml:"), "{replacement}: {err}");
+    }
+}

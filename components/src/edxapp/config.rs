@@ -19,11 +19,31 @@ pub struct StackConfig {
 }
 
 /// Values given inline, or read from another stack's outputs (`{stack: network.qa}`).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug)]
 pub enum Source<T> {
     Stack { stack: String },
     Inline(T),
+}
+
+/// By hand rather than `untagged`, whose only error is "did not match any variant": a typo in
+/// the inline values is reported as the values' own error (`unknown field ...`).
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Source<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if let Some(map) = value.as_object()
+            && map.contains_key("stack")
+        {
+            return match (map.len(), map["stack"].as_str()) {
+                (1, Some(stack)) => Ok(Source::Stack { stack: stack.to_string() }),
+                (1, None) => Err(D::Error::custom("`stack` is the name of the stack to read, e.g. `{stack: network.qa}`")),
+                _ => Err(D::Error::custom("either `stack: <name>` (read another stack's outputs) or the values inline, not both")),
+            };
+        }
+        T::deserialize(value)
+            .map(Source::Inline)
+            .map_err(|e| D::Error::custom(format!("{e} (or `{{stack: <name>}}` to read another stack's outputs)")))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
