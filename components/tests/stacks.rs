@@ -67,7 +67,7 @@ fn a_typo_in_a_stack_source_names_the_field() {
         }
         std::fs::write(scratch.path().join("stacks/local.yaml"), broken).unwrap();
         let settings = Project::at(scratch.path().to_path_buf()).load_stack("local", &[], &Keyring::new(None)).unwrap();
-        let err = from_node::<StackConfig>(&settings.config, "config").err().expect("refused").to_string();
+        let err = from_node::<StackConfig>(&settings.config, "config").expect_err("refused").to_string();
         assert!(err.contains(expected) && err.contains("stacks/local.yaml:"), "{replacement}: {err}");
     }
 }
