@@ -69,7 +69,9 @@ pub struct ReplicationGroup {
     pub engine_version: String,
     /// e.g. `cache.t3.medium`. Updated in place.
     pub node_type: String,
-    /// Nodes: one primary plus replicas, 1 to 6. Changing it replaces the group.
+    /// Nodes: one primary plus replicas, 1 to 6. Changed in place: replicas are added or removed
+    /// (IncreaseReplicaCount / DecreaseReplicaCount, applied immediately whatever
+    /// `apply_immediately` says: AWS supports nothing else).
     #[serde(default = "one")]
     pub num_cache_clusters: i32,
     /// Changing it replaces the group.
@@ -260,6 +262,34 @@ impl ReplicationGroupProvider {
         .await
     }
 
+    /// Adds or removes replicas so that the group has `nodes` nodes (one shard: a primary and
+    /// `nodes - 1` replicas), as Terraform does. AWS supports only immediate application.
+    async fn resize(&self, clients: &Clients, ctx: &CallContext<'_>, id: &str, from: i32, nodes: i32) -> Result<(), ProviderError> {
+        let replicas = nodes - 1;
+        if nodes > from {
+            clients
+                .elasticache
+                .increase_replica_count()
+                .replication_group_id(id)
+                .new_replica_count(replicas)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(|e| AwsError::from(e).at(ctx, "IncreaseReplicaCount"))?;
+        } else {
+            clients
+                .elasticache
+                .decrease_replica_count()
+                .replication_group_id(id)
+                .new_replica_count(replicas)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(|e| AwsError::from(e).at(ctx, "DecreaseReplicaCount"))?;
+        }
+        Ok(())
+    }
+
     fn outputs(group: &aws_sdk_elasticache::types::ReplicationGroup, port: i32) -> ReplicationGroupOutputs {
         let node_group = group.node_groups().first();
         let primary = node_group.and_then(|n| n.primary_endpoint());
@@ -282,7 +312,6 @@ impl ResourceProvider for ReplicationGroupProvider {
         [
             "replication_group_id",
             "engine",
-            "num_cache_clusters",
             "port",
             "subnet_group_name",
             "transit_encryption_enabled",
@@ -516,14 +545,34 @@ impl ResourceProvider for ReplicationGroupProvider {
             };
             secret = new_token.clone();
         }
+        // Node count changes go around the modification, each once the group is `available`
+        // again (AWS refuses a change while another is under way): replicas are added first, so
+        // that failover can then be enabled, and removed last, once failover is disabled.
+        let (from, nodes) = (old.num_cache_clusters, new.num_cache_clusters);
+        let mut pending = false;
+        if nodes > from {
+            self.resize(clients, &ctx, id, from, nodes).await?;
+            pending = true;
+        }
         if any {
+            if pending {
+                self.await_available(clients, &ctx, id, started, Change::Update).await?;
+            }
             request
                 .send()
                 .await
                 .map_err(|e| scrub(AwsError::from(e).at(&ctx, "ModifyReplicationGroup"), &[secret.as_deref().unwrap_or_default()]))?;
+            pending = true;
+        }
+        if nodes < from {
+            if pending {
+                self.await_available(clients, &ctx, id, started, Change::Update).await?;
+            }
+            self.resize(clients, &ctx, id, from, nodes).await?;
+            pending = true;
         }
         update_tags(clients, &ctx, &old_outputs.arn, &old.tags, &new.tags).await?;
-        if !any {
+        if !pending {
             return Ok(old_outputs.clone());
         }
         let group = self.await_available(clients, &ctx, id, started, Change::Update).await?;

@@ -1,7 +1,8 @@
 //! ElastiCache: subnet groups, parameter groups and Valkey replication groups.
 
-use aws_sdk_elasticache::types::Tag;
+use aws_sdk_elasticache::types::{AutomaticFailoverStatus, Tag};
 use berth_engine::{Input, Op, Options, ProgramResult, Secret, Stack};
+use berth_provider_aws::Clients;
 use berth_provider_aws::elasticache::{ParameterGroup, ReplicationGroup, SubnetGroup};
 
 use crate::support::*;
@@ -19,6 +20,17 @@ pub fn valkey(id: &str) -> ReplicationGroup {
         "tags": {"env": "ci"}
     }))
     .expect("replication group inputs")
+}
+
+/// A group's member clusters, as the SDK reads them; each must exist as a cache cluster of the group.
+async fn members(aws: &Clients, id: &str) -> Vec<String> {
+    let live = aws.elasticache.describe_replication_groups().replication_group_id(id).send().await.unwrap();
+    let members = live.replication_groups()[0].member_clusters().to_vec();
+    for member in &members {
+        let got = aws.elasticache.describe_cache_clusters().cache_cluster_id(member).send().await.unwrap();
+        assert_eq!(got.cache_clusters()[0].replication_group_id(), Some(id), "{member}");
+    }
+    members
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,11 +194,75 @@ async fn cache_with_its_groups() {
         assert!(plan.steps.iter().all(|s| s.op == Op::Same) && plan.drift.is_empty(), "refresh {refresh}: {}", explain(&plan));
     }
 
-    // Replace: two more nodes cannot be added in place here; the group keeps its id, so the old
-    // one is deleted first.
-    let plan = h.up(&program(ReplicationGroup { num_cache_clusters: 3, ..v2.clone() }, "volatile-lru", "edxapp QA")).await;
-    assert_eq!(ops(&plan)["cache"], Op::Replace);
-    assert!(plan.steps.iter().find(|s| s.name() == "cache").unwrap().delete_before_replace);
+    // Node count, in place (as Terraform does: IncreaseReplicaCount / DecreaseReplicaCount, never
+    // a replacement, which would empty the cache): the group keeps its id, nothing is deleted or
+    // created, and its member clusters follow.
+    let arn = recorded(&h.state().await, "cache").1["arn"].as_str().unwrap().to_string();
+    for (nodes, call) in [(3, "IncreaseReplicaCount"), (2, "DecreaseReplicaCount")] {
+        let v = ReplicationGroup { num_cache_clusters: nodes, ..v2.clone() };
+        h.proxy.clear_calls();
+        let plan = h.up(&program(v.clone(), "volatile-lru", "edxapp QA")).await;
+        assert_eq!(ops(&plan)["cache"], Op::Update, "{}", explain(&plan));
+        assert_eq!(changed(&plan, "cache"), vec!["num_cache_clusters"]);
+        assert_eq!(h.proxy.mutating_calls(), vec![format!("elasticache {call}")], "{nodes} nodes");
+        let (id, outputs) = recorded(&h.state().await, "cache");
+        assert_eq!((id.as_str(), outputs["arn"].as_str()), (rg_id.as_str(), Some(arn.as_str())), "the same group");
+        let live = members(&aws, &rg_id).await;
+        assert_eq!(live.len(), nodes as usize, "{live:?}");
+        assert_eq!(outputs["member_clusters"], serde_json::json!(live));
+        h.proxy.clear_calls();
+        let plan = h.preview(&program(v.clone(), "volatile-lru", "edxapp QA"), true).await;
+        assert!(plan.steps.iter().all(|s| s.op == Op::Same) && plan.drift.is_empty(), "{nodes} nodes: {}", explain(&plan));
+        assert!(h.proxy.mutating_calls().is_empty(), "{:?}", h.proxy.mutating_calls());
+    }
+
+    // One node with automatic failover is refused by check, before any call (AWS would refuse
+    // DecreaseReplicaCount halfway through an apply).
+    h.proxy.clear_calls();
+    let one_node = program(ReplicationGroup { num_cache_clusters: 1, ..v2.clone() }, "volatile-lru", "edxapp QA");
+    let Err(err) = h.try_up(&one_node, false).await else { panic!("one node with automatic failover must be refused") };
+    assert!(err.contains("automatic_failover_enabled") && err.contains("num_cache_clusters"), "{err}");
+    assert!(h.proxy.calls().is_empty(), "no AWS call: {:?}", h.proxy.calls());
+    assert_eq!(members(&aws, &rg_id).await.len(), 2);
+
+    // Failover off and down to one node in one change: failover goes first (AWS keeps a replica
+    // while it is on); back to two with failover on: the replica comes first. The second call
+    // waits until the group is `available` again: two looks at `modifying` (as AWS would report
+    // after the first call), one at `available`, then one after the second call.
+    let single = ReplicationGroup { num_cache_clusters: 1, automatic_failover_enabled: false, ..v2.clone() };
+    let pair = ReplicationGroup { num_cache_clusters: 2, ..v2.clone() };
+    for (v, calls) in [
+        (&single, ["elasticache ModifyReplicationGroup", "elasticache DecreaseReplicaCount"]),
+        (&pair, ["elasticache IncreaseReplicaCount", "elasticache ModifyReplicationGroup"]),
+    ] {
+        h.proxy.clear_calls();
+        h.proxy.rewrite("DescribeReplicationGroups", "<Status>available</Status>", "<Status>modifying</Status>", 2);
+        let plan = h.up(&program(v.clone(), "volatile-lru", "edxapp QA")).await;
+        assert_eq!(ops(&plan)["cache"], Op::Update, "{}", explain(&plan));
+        assert_eq!(h.proxy.mutating_calls(), calls);
+        let actions: Vec<String> =
+            h.proxy.calls().into_iter().map(|c| c.action).filter(|a| a.contains("Replica") || a.contains("Replication")).collect();
+        assert_eq!(
+            actions,
+            [
+                calls[0],
+                "DescribeReplicationGroups",
+                "DescribeReplicationGroups",
+                "DescribeReplicationGroups",
+                calls[1],
+                "DescribeReplicationGroups"
+            ]
+            .map(|a| a.trim_start_matches("elasticache ").to_string()),
+            "the second call waits for `available`"
+        );
+        let live = aws.elasticache.describe_replication_groups().replication_group_id(&rg_id).send().await.unwrap();
+        let live = &live.replication_groups()[0];
+        assert_eq!(live.member_clusters().len(), v.num_cache_clusters as usize);
+        let failover = matches!(live.automatic_failover(), Some(AutomaticFailoverStatus::Enabled));
+        assert_eq!(failover, v.automatic_failover_enabled);
+        let plan = h.preview(&program(v.clone(), "volatile-lru", "edxapp QA"), true).await;
+        assert!(plan.steps.iter().all(|s| s.op == Op::Same) && plan.drift.is_empty(), "{}", explain(&plan));
+    }
 
     h.destroy().await;
     assert!(aws.elasticache.describe_replication_groups().replication_group_id(&rg_id).send().await.is_err(), "group deleted");
