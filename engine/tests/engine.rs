@@ -828,3 +828,27 @@ async fn state_it_does_not_understand_is_refused_untouched() {
     std::fs::remove_file(&journal).unwrap();
     assert!(h.up(&program).await.unwrap().report.is_none(), "once it is moved away, nothing to do");
 }
+
+/// Each step starts as soon as its own dependencies finish, not when a whole level of the graph
+/// has: `b` (after the quick `a`) starts while the slow, unrelated `x` is still being created.
+#[tokio::test]
+async fn a_step_starts_when_its_own_dependencies_finish() {
+    let h = Harness::new();
+    *h.cloud.latency.lock().unwrap() = Duration::from_millis(20);
+    h.cloud.slow.lock().unwrap().insert("slow-x".into(), Duration::from_millis(800));
+    let program = |s: &mut Stack| -> ProgramResult {
+        s.register("x", Thing { name: Some("slow-x".to_string().into()), ..Thing::value("x") }, Options::new())?;
+        let a = s.register("a2", Thing { name: Some("quick-a2".to_string().into()), ..Thing::value("a2") }, Options::new())?;
+        s.register(
+            "b",
+            Thing { name: Some("then-b".to_string().into()), value: a.output::<String>("upper").into(), ..Thing::default() },
+            Options::new(),
+        )?;
+        Ok(())
+    };
+    assert!(h.up(&program).await.unwrap().succeeded());
+    let timeline = h.cloud.timeline.lock().unwrap().clone();
+    let at = |event: &str| timeline.iter().position(|e| e == event).unwrap_or_else(|| panic!("{event} in {timeline:?}"));
+    assert!(at("end create quick-a2") < at("start create then-b"), "b waits for its dependency: {timeline:?}");
+    assert!(at("start create then-b") < at("end create slow-x"), "b does not wait for x: {timeline:?}");
+}

@@ -86,6 +86,10 @@ pub struct Cloud {
     in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
     pub latency: Mutex<Duration>,
+    /// Extra latency for the objects with these physical names.
+    pub slow: Mutex<BTreeMap<String, Duration>>,
+    /// "start <op> <name>" and "end <op> <name>", in the order they happened.
+    pub timeline: Mutex<Vec<String>>,
 }
 
 impl Cloud {
@@ -113,10 +117,12 @@ impl Cloud {
         self.calls.lock().unwrap().push(Call { op, name: name.to_string() });
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let latency = *self.latency.lock().unwrap();
+        self.timeline.lock().unwrap().push(format!("start {op} {name}"));
+        let latency = *self.latency.lock().unwrap() + self.slow.lock().unwrap().get(name).copied().unwrap_or_default();
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
+        self.timeline.lock().unwrap().push(format!("end {op} {name}"));
     }
 
     fn leave(&self) {
