@@ -152,3 +152,52 @@ async fn custom_timeouts_stop_the_wait_and_taint_the_resource() {
     h.destroy().await;
     assert!(aws.rds.describe_db_instances().db_instance_identifier(&id).send().await.is_err());
 }
+
+/// `custom_timeouts.update` and `.delete` bound their waits too, with the same clear message; a
+/// delete that timed out stays in state, so the next destroy finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_and_delete_timeouts_stop_their_waits() {
+    let aws = direct().await;
+    let h = Harness::new("");
+    let id = unique("berth-slowmod");
+    let limits = Options::new().timeouts(CustomTimeouts {
+        update: Some(Duration::from_secs(2)),
+        delete: Some(Duration::from_secs(2)),
+        ..CustomTimeouts::default()
+    });
+    h.up(&one("db", crate::rds::mariadb(&id), limits.clone())).await;
+
+    h.proxy.rewrite(
+        "DescribeDBInstances",
+        "<DBInstanceStatus>available</DBInstanceStatus>",
+        "<DBInstanceStatus>modifying</DBInstanceStatus>",
+        1000,
+    );
+    let bigger = berth_provider_aws::rds::Instance { instance_class: "db.t3.small".into(), ..crate::rds::mariadb(&id) };
+    let (_, report) = h.try_up(&one("db", bigger.clone(), limits.clone()), false).await.unwrap();
+    let failure = failures(&report.expect("applied"));
+    assert!(failure.contains("still `modifying`") && failure.contains("custom_timeouts.update"), "{failure}");
+    assert!(failure.contains(&format!("DB instance `{id}`")), "{failure}");
+    h.proxy.clear_rewrites();
+    // The update's outcome was unknown when the wait stopped: the next run reads the instance and
+    // settles it (here: the new class took), with nothing left to do.
+    assert!(h.state().await.pending.iter().any(|p| p.resource.urn.name() == "db"), "the unfinished update is recorded");
+    let plan = h.up(&one("db", bigger.clone(), limits.clone())).await;
+    assert_eq!(ops(&plan)["db"], Op::Same);
+    assert!(h.state().await.pending.is_empty());
+
+    h.proxy.replay(
+        "DescribeDBInstances",
+        "<DBInstanceStatus>available</DBInstanceStatus>",
+        "<DBInstanceStatus>deleting</DBInstanceStatus>",
+        1000,
+    );
+    let report = h.try_destroy().await;
+    let failure = failures(&report);
+    assert!(failure.contains("still `deleting`") && failure.contains("custom_timeouts.delete"), "{failure}");
+    assert!(h.state().await.resources.iter().any(|r| r.urn.name() == "db"), "a delete that did not finish stays in state");
+    h.proxy.clear_rewrites();
+    h.destroy().await;
+    assert!(h.state().await.resources.is_empty());
+    assert!(aws.rds.describe_db_instances().db_instance_identifier(&id).send().await.is_err());
+}

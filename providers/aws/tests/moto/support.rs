@@ -160,6 +160,13 @@ impl Harness {
         plan
     }
 
+    /// `stack destroy --yes`, whatever it reports.
+    pub async fn try_destroy(&self) -> ApplyReport {
+        let (prepared, _) =
+            self.engine.prepare(Operation::Destroy, None, None, &Self::run(false)).await.unwrap_or_else(|e| panic!("destroy: {e}"));
+        self.engine.execute(prepared, &ApplyOptions::default(), Arc::new(Silent)).await.unwrap_or_else(|e| panic!("destroy: {e}")).report
+    }
+
     pub async fn destroy(&self) -> Plan {
         let (prepared, _) =
             self.engine.prepare(Operation::Destroy, None, None, &Self::run(false)).await.unwrap_or_else(|e| panic!("destroy: {e}"));
