@@ -147,6 +147,13 @@ impl World {
         assert_eq!(redirects[0]["spec"]["rules"][0]["filters"][0]["requestRedirect"]["statusCode"], 301);
         assert_eq!(redirects[0]["spec"]["hostnames"].as_array().unwrap().len(), 3);
         assert_eq!(routes.len(), 4, "a route per domain plus the redirect");
+        // The API server filled in the CRD's schema defaults (which the no-op `up` and the
+        // refreshing previews then must not report as drift).
+        let lms = routes.iter().find(|r| r["spec"]["hostnames"] == serde_json::json!(["lms.local.test"])).expect("the LMS route");
+        assert_eq!(lms["spec"]["parentRefs"][0]["kind"], "Gateway", "{}", lms["spec"]);
+        assert_eq!(lms["spec"]["rules"][0]["matches"][0]["path"]["type"], "PathPrefix", "{}", lms["spec"]);
+        assert_eq!(lms["spec"]["rules"][0]["backendRefs"][0]["kind"], "Service", "{}", lms["spec"]);
+        assert_eq!(listeners[1]["allowedRoutes"]["namespaces"]["from"], "Same", "{}", gateways[0]["spec"]);
 
         let claims = of("PersistentVolumeClaim");
         assert_eq!(claims.len(), 1);
