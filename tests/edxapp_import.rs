@@ -426,7 +426,10 @@ async fn an_existing_footprint_is_discovered_imported_and_adopted_without_change
 
     // Bad imports change nothing: a missing id, a wrong type, a name already in state.
     let state_before = std::fs::read(w.state.path().join("network.local.json")).unwrap();
+    // The id of an existing resource of another type (a bucket), given as an RDS instance.
+    let bucket = format!("{}-local-edxapp-storage", w.id);
     for (args, says) in [
+        (vec!["stack", "import", "network.local", "aws:rds:Instance", "db", bucket.as_str()], "no aws:rds:Instance with id"),
         (vec!["stack", "import", "network.local", "aws:s3:Bucket", "nope", "no-such-bucket-berth-test"], "no aws:s3:Bucket with id"),
         (vec!["stack", "import", "network.local", "aws:s3:Bukket", "nope", "x"], "aws:s3:Bukket"),
         (vec!["stack", "import", "network.local", "aws:ec2:Vpc", "vpc", "vpc-0123456789abcdef0"], "already in state"),
