@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_engine::{ErrorKind, ProviderError};
-use kube::api::{DeleteParams, GetParams, ListParams, LogParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use futures::TryStreamExt;
+use kube::api::{
+    DeleteParams, GetParams, ListParams, LogParams, Patch, PatchParams, PostParams, PropagationPolicy, WatchEvent, WatchParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Request;
 use serde_json::Value as Json;
@@ -154,6 +157,13 @@ pub fn api_error(cluster: &str, what: &str, e: kube::Error) -> ProviderError {
     }
 }
 
+/// A change to a watched object: its new state, or its last state before it was deleted.
+#[derive(Debug)]
+pub enum Change {
+    Modified(Json),
+    Deleted(Json),
+}
+
 /// Whether an error is the API's 409 field-manager conflict.
 pub fn is_conflict(e: &ProviderError) -> bool {
     e.code.as_deref().is_some_and(|c| c.starts_with("409 ")) && e.message.contains("conflict")
@@ -212,6 +222,31 @@ impl Cluster {
         match self.client.request::<Json>(request).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(e) => Err(api_error(&self.server, &what, e)),
+        }
+    }
+
+    /// The next change to one object after `resource_version`, waiting at most `wait` (whole
+    /// seconds, at least one): `None` when nothing changed in time or the watch cannot resume
+    /// from that version (the caller reads the object again).
+    pub async fn next_change(
+        &self,
+        target: &Target,
+        namespace: Option<&str>,
+        name: &str,
+        resource_version: &str,
+        wait: std::time::Duration,
+    ) -> Result<Option<Change>, ProviderError> {
+        let what = format!("watch {}", describe(&target.kind, namespace, name));
+        let seconds = wait.as_secs().clamp(1, 290) as u32;
+        let params = WatchParams::default().fields(&format!("metadata.name={name}")).timeout(seconds).disable_bookmarks();
+        let request = self.request(target, namespace).watch(&params, resource_version).map_err(|e| ProviderError::other(e.to_string()))?;
+        let events = self.client.request_events::<Json>(request).await.map_err(|e| api_error(&self.server, &what, e))?;
+        let mut events = std::pin::pin!(events);
+        match events.try_next().await {
+            Ok(Some(WatchEvent::Added(object) | WatchEvent::Modified(object))) => Ok(Some(Change::Modified(object))),
+            Ok(Some(WatchEvent::Deleted(object))) => Ok(Some(Change::Deleted(object))),
+            Ok(Some(WatchEvent::Bookmark(_) | WatchEvent::Error(_))) | Ok(None) => Ok(None),
             Err(e) => Err(api_error(&self.server, &what, e)),
         }
     }

@@ -185,7 +185,7 @@ impl KubernetesProvider {
             return readiness::deployment_rollout(cluster, &object.target, object.ns(), &object.name, deadline).await;
         }
         if is_kind(gvk, "batch", "Job") {
-            return readiness::job_completion(cluster, &object.target, object.ns(), &object.name, deadline).await;
+            return readiness::job_completion(cluster, &object.target, object.ns(), &object.name, applied, deadline).await;
         }
         Ok(applied)
     }

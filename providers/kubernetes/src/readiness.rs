@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use berth_engine::ProviderError;
 use serde_json::Value as Json;
 
-use crate::cluster::{Cluster, describe};
+use crate::cluster::{Change, Cluster, describe};
 use crate::discovery::Target;
 
 pub const DEFAULT_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -219,31 +219,29 @@ async fn pods_line(cluster: &Cluster, namespace: Option<&str>, owner: &Json) -> 
 
 /// Waits until a Job completes; a failed Job is an error that names the failing pod's reason
 /// and, where the cluster can serve logs, the tail of its log.
+///
+/// It follows the Job's changes from the object as applied (a watch from its resource
+/// version), not by polling: a Job that `ttlSecondsAfterFinished` removes the moment it
+/// finishes — even before berth's first look — is still seen finished, in the delete event's
+/// record of its last state.
 pub async fn job_completion(
     cluster: &Cluster,
     target: &Target,
     namespace: Option<&str>,
     name: &str,
+    applied: Json,
     deadline: Deadline,
 ) -> Result<Json, AwaitError> {
     let what = describe("Job", namespace, name);
+    let deleted = || AwaitError::Failed(format!("{what} was deleted while berth waited for it to complete"));
     let mut pacer = Pacer(0);
+    let mut current = applied;
     loop {
-        let live = cluster.get(target, namespace, name).await.map_err(AwaitError::Api)?;
-        let Some(live) = live else { return Err(AwaitError::Failed(format!("{what} was deleted while berth waited for it to complete"))) };
-        if condition_true(&live, "Complete") || live.pointer("/spec/suspend").and_then(Json::as_bool) == Some(true) {
-            return Ok(live);
-        }
-        if let Some(failed) = condition(&live, "Failed").filter(|c| text(c, "status") == "True") {
-            let mut message = format!("{what} failed: {}", text(failed, "reason"));
-            let said = text(failed, "message");
-            if !said.is_empty() {
-                message.push_str(&format!(" ({said})"));
-            }
-            message.push_str(&failed_pods(cluster, namespace, &live).await);
-            return Err(AwaitError::Failed(message));
+        if let Some(done) = job_finished(cluster, namespace, &what, &current).await {
+            return done;
         }
         if deadline.expired() {
+            let live = cluster.get(target, namespace, name).await.map_err(AwaitError::Api)?.unwrap_or(current);
             return Err(AwaitError::TimedOut(format!(
                 "{what} did not complete within {}: {} active, {} succeeded, {} failed pods{}",
                 deadline.limit(),
@@ -253,8 +251,39 @@ pub async fn job_completion(
                 pods_line(cluster, namespace, &live).await
             )));
         }
-        pacer.wait(&deadline).await;
+        let version = current.pointer("/metadata/resourceVersion").and_then(Json::as_str).unwrap_or_default().to_string();
+        let wait = deadline.remaining().min(Duration::from_secs(30));
+        current = match cluster.next_change(target, namespace, name, &version, wait).await {
+            Ok(Some(Change::Modified(object))) => object,
+            Ok(Some(Change::Deleted(last))) => {
+                return job_finished(cluster, namespace, &what, &last).await.unwrap_or_else(|| Err(deleted()));
+            }
+            // Nothing within the wait, or the watch cannot resume from that version: look again.
+            Ok(None) => cluster.get(target, namespace, name).await.map_err(AwaitError::Api)?.ok_or_else(deleted)?,
+            Err(e) => {
+                // Watching is an optimisation; polling still works.
+                tracing::debug!("{what}: cannot watch, polling instead: {e}");
+                pacer.wait(&deadline).await;
+                cluster.get(target, namespace, name).await.map_err(AwaitError::Api)?.ok_or_else(deleted)?
+            }
+        };
     }
+}
+
+/// `Some` once a Job (live, or its last state) has finished: its object when it completed (or
+/// is suspended), the failure with its pods' reasons when it failed.
+async fn job_finished(cluster: &Cluster, namespace: Option<&str>, what: &str, job: &Json) -> Option<Result<Json, AwaitError>> {
+    if condition_true(job, "Complete") || job.pointer("/spec/suspend").and_then(Json::as_bool) == Some(true) {
+        return Some(Ok(job.clone()));
+    }
+    let failed = condition(job, "Failed").filter(|c| text(c, "status") == "True")?;
+    let mut message = format!("{what} failed: {}", text(failed, "reason"));
+    let said = text(failed, "message");
+    if !said.is_empty() {
+        message.push_str(&format!(" ({said})"));
+    }
+    message.push_str(&failed_pods(cluster, namespace, job).await);
+    Some(Err(AwaitError::Failed(message)))
 }
 
 /// The failed pods of a Job, each with its reason and log tail.

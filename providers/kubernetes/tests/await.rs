@@ -197,7 +197,9 @@ async fn a_finished_job_removed_by_its_ttl_is_not_run_again() {
             Job {
                 metadata: named("lms-waffle-flags"),
                 spec: typed::<_>(json!({
-                    "ttlSecondsAfterFinished": 1,
+                    // Removed the moment it finishes: berth must still see that it completed
+                    // (it watches the Job, and the delete event carries its last state).
+                    "ttlSecondsAfterFinished": 0,
                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "waffle", "image": "openedx:1"}]}}
                 })),
                 ..Job::default()
