@@ -36,7 +36,7 @@ testbed-down:
 	@for down in $$(ls testbed/*/down.sh 2>/dev/null); do $$down; done
 
 test: lint testbed
-	set -a && . $(TESTBED_ENV) && set +a && $(CARGO) test --workspace
+	set -a && . $(TESTBED_ENV) && set +a && $(CARGO) test --workspace --no-fail-fast
 	$(CARGO) run -q -p berth-engine --example quickstart > /dev/null
 
 fmt:
