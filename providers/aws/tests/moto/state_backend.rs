@@ -69,6 +69,14 @@ async fn s3_backend_stores_state_and_locks_with_conditional_writes() {
     let again = b.lock("qa", LockInfo::for_this_process("x")).await.unwrap();
     drop(again);
 
+    // A race: eight writers at once (separate backend instances, as separate machines would
+    // be); the conditional write lets exactly one in, which a look-then-write lock would not.
+    let racers: Vec<_> = (0..8).map(|_| backend(&bucket, journal.path())).collect();
+    let attempts = futures::future::join_all(racers.iter().map(|r| r.lock("race", LockInfo::for_this_process("berth stack up")))).await;
+    let (won, lost): (Vec<_>, Vec<_>) = attempts.into_iter().partition(|a| a.is_ok());
+    assert_eq!((won.len(), lost.len()), (1, 7), "exactly one writer holds the lock");
+    drop(won);
+
     // A lock left by a process that died is stale: unlock removes it.
     let mut dead = LockInfo::for_this_process("berth stack up");
     dead.pid = u32::MAX / 2;
