@@ -380,3 +380,13 @@ impl Outcome {
         self.report.as_ref().is_none_or(|r| r.succeeded())
     }
 }
+
+/// Registers a thing with `value`, no options.
+pub fn thing(stack: &mut berth_engine::Stack, name: &str, value: &str) -> berth_engine::ResourceHandle<Thing> {
+    stack.register(name, Thing::value(value), berth_engine::Options::new()).unwrap()
+}
+
+/// The URN of a top-level thing of the harness's stack.
+pub fn urn(h: &Harness, name: &str) -> berth_engine::Urn {
+    berth_engine::Urn::new(&h.engine.stack, None, "mem:index:Thing", name).unwrap()
+}
