@@ -11,26 +11,15 @@ use berth_components::edxapp::workloads::CONFIG_HASH_ANNOTATION;
 use berth_provider_kubernetes::kinds::Gvk;
 use serde_json::Value as Json;
 
-use super::{World, env, resolve};
+use super::{World, env};
 
 impl World {
     /// Every Kubernetes object the `local` stack holds, by kind.
     async fn objects_by_kind(&self) -> BTreeMap<String, Vec<Json>> {
         let mut by_kind: BTreeMap<String, Vec<Json>> = BTreeMap::new();
-        for (_, ty, id) in self.inventory().into_iter().filter(|(stack, ty, _)| stack == "local" && ty.starts_with("kubernetes:")) {
-            let gvk = Gvk::from_token(&ty).unwrap();
-            let target = resolve(&self.cluster, &gvk).await;
-            let (namespace, name) = match id.split_once('/') {
-                Some((ns, name)) => (Some(ns), name),
-                None => (None, id.as_str()),
-            };
-            let object = self
-                .cluster
-                .get(&target, namespace, name)
-                .await
-                .unwrap()
-                .unwrap_or_else(|| panic!("{ty} {id} is in state but not in the cluster"));
-            by_kind.entry(gvk.kind.clone()).or_default().push(object);
+        for (ty, id, object) in self.live_objects(Some("local")).await {
+            let object = object.unwrap_or_else(|| panic!("{ty} {id} is in state but not in the cluster"));
+            by_kind.entry(Gvk::from_token(&ty).unwrap().kind).or_default().push(object);
         }
         by_kind
     }

@@ -203,19 +203,33 @@ impl World {
         self.cluster.get(&target, Some(&self.namespace), name).await.unwrap()
     }
 
-    /// What berth last wrote to each of the stack's Kubernetes objects: the object's generation
-    /// and berth's managed-fields entry (its time changes with every write that changes
-    /// anything). Controllers' status updates do not touch either.
-    pub async fn berth_writes(&self) -> Vec<(String, Json)> {
-        let mut seen = Vec::new();
-        for (_, ty, id) in self.inventory().into_iter().filter(|(_, ty, _)| ty.starts_with("kubernetes:")) {
+    /// Each Kubernetes object the stacks hold in state (those of `stack` only, if given): its
+    /// type token, id and the live object (`None` if the cluster has none).
+    pub async fn live_objects(&self, stack: Option<&str>) -> Vec<(String, String, Option<Json>)> {
+        let mut live = Vec::new();
+        for (in_stack, ty, id) in self.inventory() {
+            if !ty.starts_with("kubernetes:") || stack.is_some_and(|s| s != in_stack) {
+                continue;
+            }
             let gvk = Gvk::from_token(&ty).unwrap();
             let target = resolve(&self.cluster, &gvk).await;
             let (namespace, name) = match id.split_once('/') {
                 Some((ns, name)) => (Some(ns), name),
                 None => (None, id.as_str()),
             };
-            let Some(object) = self.cluster.get(&target, namespace, name).await.unwrap() else { continue };
+            let object = self.cluster.get(&target, namespace, name).await.unwrap();
+            live.push((ty, id, object));
+        }
+        live
+    }
+
+    /// What berth last wrote to each of the stack's Kubernetes objects: the object's generation
+    /// and berth's managed-fields entry (its time changes with every write that changes
+    /// anything). Controllers' status updates do not touch either.
+    pub async fn berth_writes(&self) -> Vec<(String, Json)> {
+        let mut seen = Vec::new();
+        for (ty, id, object) in self.live_objects(None).await {
+            let Some(object) = object else { continue };
             let entries: Vec<Json> = object["metadata"]["managedFields"]
                 .as_array()
                 .into_iter()

@@ -74,7 +74,8 @@ pub fn placeholder_template(text: &str) -> String {
     out
 }
 
-fn valid_name(name: &str) -> bool {
+/// `NN-purpose`: two digits, a dash, a name.
+pub(crate) fn valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     bytes.len() > 3 && bytes[0].is_ascii_digit() && bytes[1].is_ascii_digit() && bytes[2] == b'-'
 }

@@ -27,7 +27,7 @@ use crate::edxapp::bundle::{self, Fragment};
 use crate::edxapp::identity::Identity;
 use crate::edxapp::kube::{self, VSO};
 use crate::edxapp::vault::VaultPaths;
-use crate::edxapp::{Ctx, SERVICES, Service};
+use crate::edxapp::{Ctx, SERVICES, Service, short_hash};
 
 /// How a fragment reaches the pods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,10 +165,10 @@ fn files(ctx: &Ctx, vault: &VaultPaths) -> Result<Vec<Source>, String> {
     for file in names {
         let origin = format!("files/edxapp/{deployment}/{file}");
         let name = file.trim_end_matches(".yaml").trim_end_matches(".yml").to_string();
-        let number = name.get(..2).and_then(|n| n.parse::<u32>().ok()).filter(|_| name.as_bytes().get(2) == Some(&b'-'));
-        let Some(number) = number else {
+        if !bundle::valid_name(&name) {
             return Err(format!("{origin}: a fragment's name must look like NN-purpose.yaml (two digits, a dash, a name)"));
-        };
+        }
+        let number: u32 = name[..2].parse().expect("two digits");
         let services = readers(number)
             .ok_or_else(|| format!("{origin}: no service reads fragments numbered 90–99 (00–69 both, 70–79 Studio, 80–89 the LMS)"))?;
         let purpose = &name[3..];
@@ -235,16 +235,6 @@ fn restart_targets(ctx: &Ctx, services: &[Service]) -> serde_json::Value {
     json!(targets)
 }
 
-fn hash_of(texts: &[&str]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    for text in texts {
-        hasher.update(text.as_bytes());
-        hasher.update([0]);
-    }
-    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
 #[allow(clippy::too_many_arguments)]
 pub fn bundle(
     stack: &mut Stack,
@@ -305,7 +295,8 @@ pub fn bundle(
         hashes.insert(
             service.as_str(),
             values.map(move |v: Values| {
-                hash_of(&[texts.iter().map(String::as_str).collect::<Vec<_>>().join("\0").as_str(), &v.db_host, &v.db_port, &v.redis_host])
+                let data = [texts.join("\0"), v.db_host, v.db_port, v.redis_host].join("\0") + "\0";
+                short_hash(data.as_bytes(), 8)
             }),
         );
     }

@@ -215,3 +215,10 @@ pub fn edxapp(stack: &mut Stack) -> ProgramResult {
     stack.export_value("pre_deploy_jobs", jobs.names.clone());
     Ok(())
 }
+
+/// The first `bytes` bytes of `data`'s SHA-256, in hex: names and annotations that change
+/// exactly when what they stand for does (a Job's pod template, a service's configuration).
+pub(crate) fn short_hash(data: &[u8], bytes: usize) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data).iter().take(bytes).map(|b| format!("{b:02x}")).collect()
+}

@@ -26,7 +26,6 @@ use berth_provider_kubernetes::{
     Deployment, HorizontalPodAutoscaler, Job, PersistentVolumeClaim, PodDisruptionBudget, Service as K8sService,
 };
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::edxapp::aws::{Cache, Groups};
 use crate::edxapp::checks::Workloads;
@@ -34,7 +33,7 @@ use crate::edxapp::config::Workload;
 use crate::edxapp::configuration::{Bundles, CELERY_BROKER_DB, Carrier};
 use crate::edxapp::identity::Identity;
 use crate::edxapp::kube::{self, KEDA};
-use crate::edxapp::{Ctx, SERVICES, Service};
+use crate::edxapp::{Ctx, SERVICES, Service, short_hash};
 
 const CONFIG_SOURCES: &str = "/openedx/config-sources";
 
@@ -153,9 +152,7 @@ pub struct Jobs {
 /// A short hash of what a Job runs: a new release (image digest) or command is a new Job, the
 /// same one is the same Job (never re-run, even after its TTL removed it).
 pub fn job_hash(template: &PodSpec) -> String {
-    let json = serde_json::to_vec(template).unwrap_or_default();
-    let digest = Sha256::digest(&json);
-    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+    short_hash(&serde_json::to_vec(template).unwrap_or_default(), 4)
 }
 
 /// LMS migrations, then Studio migrations, then the waffle flags: one after the other, as the
