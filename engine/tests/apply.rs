@@ -158,62 +158,59 @@ async fn a_pending_create_is_adopted_not_repeated() {
     assert!(state.resources[0].id.is_some());
 }
 
-/// Deletes run in reverse dependency order: a resource goes before everything it depends on,
-/// whether the whole stack is destroyed or only part of it leaves the program.
+/// Deletes run in reverse dependency order: a resource's delete starts only once everything that
+/// depends on it is deleted, whether the whole stack is destroyed or only part of it leaves the
+/// program. Every call takes a while, so deletes free to run together would overlap.
 #[tokio::test]
 async fn deletes_run_in_reverse_dependency_order() {
     let h = Harness::new();
+    *h.cloud.latency.lock().unwrap() = Duration::from_millis(20);
+    let named = |name: &str, value: Input<String>| Thing { name: Some(name.to_string().into()), value, ..Thing::default() };
     // a <- b <- c, a <- d, and d also waits for c (depends_on); e stands alone.
-    let program = |s: &mut Stack| -> ProgramResult {
-        let a = thing(s, "a", "a");
-        let b = s.register("b", Thing { value: a.output::<String>("upper").into(), ..Thing::default() }, Options::new())?;
-        let c = s.register("c", Thing { value: b.output::<String>("upper").into(), ..Thing::default() }, Options::new())?;
-        s.register("d", Thing { value: a.output::<String>("upper").into(), ..Thing::default() }, Options::new().depends_on(&c))?;
-        thing(s, "e", "e");
+    let program = move |s: &mut Stack| -> ProgramResult {
+        let a = s.register("a", named("del-a", "a".into()), Options::new())?;
+        let b = s.register("b", named("del-b", a.output::<String>("upper").into()), Options::new())?;
+        let c = s.register("c", named("del-c", b.output::<String>("upper").into()), Options::new())?;
+        s.register("d", named("del-d", a.output::<String>("upper").into()), Options::new().depends_on(&c))?;
+        s.register("e", named("del-e", "e".into()), Options::new())?;
         Ok(())
     };
-    let edges = [("b", "a"), ("c", "b"), ("d", "a"), ("d", "c")];
-    let deleted_in_order = |h: &Harness, physical: &HashMap<String, String>| -> Vec<String> {
-        h.cloud
-            .calls()
-            .into_iter()
-            .filter(|c| c.op == "delete")
-            .map(|c| physical.iter().find(|(_, p)| **p == c.name).map(|(logical, _)| logical.clone()).unwrap_or(c.name))
-            .collect()
-    };
-    let physical_names = |state: &berth_engine::State| -> HashMap<String, String> {
+    // The delete events since `from`: (position of its start, position of its end) by name.
+    let deletes_since = |h: &Harness, from: usize| -> HashMap<String, (usize, usize)> {
+        let timeline = h.cloud.timeline.lock().unwrap().clone();
+        let at = |event: String| timeline.iter().skip(from).position(|e| *e == event);
         ["a", "b", "c", "d", "e"]
             .iter()
-            .filter_map(|n| {
-                state.get(&urn(&h, n)).map(|r| (n.to_string(), r.outputs.as_object().unwrap()["name"].as_str().unwrap().to_string()))
-            })
+            .filter_map(|n| Some((n.to_string(), (at(format!("start delete del-{n}"))?, at(format!("end delete del-{n}"))?))))
             .collect()
+    };
+    let assert_order = |deletes: &HashMap<String, (usize, usize)>, edges: &[(&str, &str)]| {
+        for (dependent, dependency) in edges {
+            assert!(deletes[*dependent].1 < deletes[*dependency].0, "{dependent} is deleted before {dependency} starts: {deletes:?}");
+        }
     };
 
     // Part of the stack leaves the program: c and d go, d first.
     assert!(h.up(&program).await.unwrap().succeeded());
-    let physical = physical_names(&h.state().await);
-    h.cloud.clear_calls();
-    let smaller = |s: &mut Stack| -> ProgramResult {
-        let a = thing(s, "a", "a");
-        s.register("b", Thing { value: a.output::<String>("upper").into(), ..Thing::default() }, Options::new())?;
-        thing(s, "e", "e");
+    let mark = h.cloud.timeline.lock().unwrap().len();
+    let smaller = move |s: &mut Stack| -> ProgramResult {
+        let a = s.register("a", named("del-a", "a".into()), Options::new())?;
+        s.register("b", named("del-b", a.output::<String>("upper").into()), Options::new())?;
+        s.register("e", named("del-e", "e".into()), Options::new())?;
         Ok(())
     };
     assert!(h.up(&smaller).await.unwrap().succeeded());
-    assert_eq!(deleted_in_order(&h, &physical), ["d", "c"]);
+    let deletes = deletes_since(&h, mark);
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    assert_order(&deletes, &[("d", "c")]);
 
     // The whole stack: every dependent before what it depends on.
     assert!(h.up(&program).await.unwrap().succeeded());
-    let physical = physical_names(&h.state().await);
-    h.cloud.clear_calls();
+    let mark = h.cloud.timeline.lock().unwrap().len();
     assert!(h.destroy().await.unwrap().succeeded());
-    let order = deleted_in_order(&h, &physical);
-    assert_eq!(order.len(), 5, "{order:?}");
-    let at = |n: &str| order.iter().position(|o| o == n).unwrap();
-    for (dependent, dependency) in edges {
-        assert!(at(dependent) < at(dependency), "{dependent} is deleted before {dependency}: {order:?}");
-    }
+    let deletes = deletes_since(&h, mark);
+    assert_eq!(deletes.len(), 5, "{deletes:?}");
+    assert_order(&deletes, &[("b", "a"), ("c", "b"), ("d", "a"), ("d", "c")]);
 }
 
 /// Each step starts as soon as its own dependencies finish, not when a whole level of the graph
